@@ -1,0 +1,251 @@
+//! What can go wrong, one type per operation: [`SpawnError`] hands the
+//! rejected closure back, [`TaskError`] is how a task failed, and
+//! [`CloseReport`] says what a close had to cancel or abandon.
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::task::TaskId;
+
+/// How a task failed, as returned by [`TaskHandle::join`](crate::TaskHandle::join).
+///
+/// # Examples
+///
+/// ```
+/// use taskwarden::TaskError;
+/// let manager = taskwarden::TaskManager::new(1);
+/// let handle = manager.spawn(|| panic!("disk full")).unwrap();
+/// let error: TaskError = handle.join().unwrap_err();
+/// assert_eq!(error.to_string(), "task panicked: disk full");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskError {
+    /// The task panicked; the panic message (or a placeholder for a payload
+    /// that is not a string).
+    Panicked(String),
+    /// The task was cancelled before it started, so it never ran.
+    Cancelled,
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::Panicked(message) => write!(f, "task panicked: {message}"),
+            TaskError::Cancelled => f.write_str("task was cancelled before it started"),
+        }
+    }
+}
+
+impl Error for TaskError {}
+
+/// Why a spawn was rejected.
+///
+/// # Examples
+///
+/// ```
+/// use taskwarden::SpawnErrorKind;
+/// let manager = taskwarden::TaskManager::new(1);
+/// manager.close();
+/// let error = manager.spawn(|| ()).unwrap_err();
+/// assert_eq!(error.kind(), SpawnErrorKind::Closed);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SpawnErrorKind {
+    /// Close has begun; the manager accepts no more work.
+    Closed,
+    /// The queue holds `queue_capacity` tasks (only from `try_spawn`).
+    Full,
+    /// The manager had no worker thread and the OS refused to start one, so
+    /// the task could never run.
+    ThreadStart,
+}
+
+/// A rejected spawn, holding the closure that was not accepted.
+///
+/// Nothing is lost: [`into_inner`](Self::into_inner) gives the closure back.
+/// `Debug` and `Display` do not require the closure to be `Debug`.
+///
+/// # Examples
+///
+/// ```
+/// let manager = taskwarden::TaskManager::new(1);
+/// manager.close();
+/// let error = manager.spawn(|| 7).unwrap_err();
+/// assert!(error.is_closed());
+/// let closure = error.into_inner();
+/// assert_eq!(closure(), 7);
+/// ```
+pub struct SpawnError<F> {
+    kind: SpawnErrorKind,
+    closure: F,
+    source: Option<io::Error>,
+}
+
+impl<F> SpawnError<F> {
+    pub(crate) fn new(kind: SpawnErrorKind, closure: F) -> Self {
+        SpawnError {
+            kind,
+            closure,
+            source: None,
+        }
+    }
+
+    pub(crate) fn thread_start(closure: F, source: io::Error) -> Self {
+        SpawnError {
+            kind: SpawnErrorKind::ThreadStart,
+            closure,
+            source: Some(source),
+        }
+    }
+
+    /// Why the spawn was rejected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::builder().queue_capacity(1).max_tasks(1).start().unwrap();
+    /// let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+    /// let g = gate.clone();
+    /// let busy = manager.spawn(move || { g.wait(); }).unwrap();
+    /// while manager.running().is_empty() { std::thread::yield_now(); }
+    /// let queued = manager.try_spawn(|| ()).unwrap();
+    /// let full = manager.try_spawn(|| ()).unwrap_err();
+    /// assert_eq!(full.kind(), taskwarden::SpawnErrorKind::Full);
+    /// gate.wait();
+    /// # busy.join().unwrap(); queued.join().unwrap();
+    /// ```
+    pub fn kind(&self) -> SpawnErrorKind {
+        self.kind
+    }
+
+    /// True if the spawn was rejected because close has begun.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// manager.close();
+    /// assert!(manager.try_spawn(|| ()).unwrap_err().is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.kind == SpawnErrorKind::Closed
+    }
+
+    /// True if `try_spawn` was rejected because the bounded queue is full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// manager.close();
+    /// assert!(!manager.spawn(|| ()).unwrap_err().is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        self.kind == SpawnErrorKind::Full
+    }
+
+    /// Gives the rejected closure back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// manager.close();
+    /// let text = String::from("kept");
+    /// let back = manager.spawn(move || text).unwrap_err().into_inner();
+    /// assert_eq!(back(), "kept");
+    /// ```
+    pub fn into_inner(self) -> F {
+        self.closure
+    }
+}
+
+impl<F> fmt::Debug for SpawnError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpawnError")
+            .field("kind", &self.kind)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> fmt::Display for SpawnError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            SpawnErrorKind::Closed => {
+                f.write_str("the task manager is closed and accepts no more tasks")
+            }
+            SpawnErrorKind::Full => f.write_str("the task queue is full (queue_capacity reached)"),
+            SpawnErrorKind::ThreadStart => match &self.source {
+                Some(source) => write!(f, "could not start a worker thread: {source}"),
+                None => f.write_str("could not start a worker thread"),
+            },
+        }
+    }
+}
+
+impl<F> Error for SpawnError<F> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|source| source as &(dyn Error + 'static))
+    }
+}
+
+/// What a close did, returned by [`TaskManager::close`](crate::TaskManager::close).
+///
+/// # Examples
+///
+/// ```
+/// let manager = taskwarden::TaskManager::new(2);
+/// manager.spawn(|| ()).unwrap();
+/// let report = manager.close();
+/// assert!(report.is_clean());
+/// assert!(!report.timed_out);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReport {
+    /// Tasks still queued at the deadline: dropped without running, ascending.
+    pub cancelled: Vec<TaskId>,
+    /// Tasks still running at the deadline: flagged as cancelled and left to
+    /// finish on their own threads, ascending.
+    pub abandoned: Vec<TaskId>,
+    /// Whether the deadline passed before every task finished.
+    pub timed_out: bool,
+    /// How long the close took.
+    pub elapsed: Duration,
+}
+
+impl CloseReport {
+    /// True if the close cancelled nothing and abandoned nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// assert!(manager.close().is_clean());
+    /// ```
+    pub fn is_clean(&self) -> bool {
+        self.cancelled.is_empty() && self.abandoned.is_empty()
+    }
+}
+
+impl fmt::Display for CloseReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "closed in {:?}: {} cancelled, {} abandoned{}",
+            self.elapsed,
+            self.cancelled.len(),
+            self.abandoned.len(),
+            if self.timed_out {
+                " (deadline passed)"
+            } else {
+                ""
+            }
+        )
+    }
+}

@@ -1,0 +1,108 @@
+//! taskwarden: a synchronous task manager. A bounded set of OS worker
+//! threads runs `FnOnce` jobs, tracks each one by id, cancels cooperatively,
+//! and shuts down within a deadline. No async runtime.
+//!
+//! # Spawning and joining
+//!
+//! A [`TaskManager`] runs at most `max_tasks` closures at once. Threads
+//! start lazily as work arrives. [`TaskManager::spawn`] returns a
+//! [`TaskHandle`] whose [`join`](TaskHandle::join) gives the closure's
+//! result, or the message of its panic.
+//!
+//! ```
+//! use taskwarden::TaskManager;
+//!
+//! let manager = TaskManager::new(3);
+//! let handles: Vec<_> = (1..=5).map(|n| manager.spawn(move || n * 10).unwrap()).collect();
+//! let total: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+//! assert_eq!(total, 150);
+//! ```
+//!
+//! # Cancelling
+//!
+//! Cancellation is cooperative. A queued task that is cancelled never runs;
+//! a running task sees [`is_cancelled`] turn true and returns when it likes.
+//!
+//! ```
+//! use std::time::Duration;
+//! use taskwarden::{TaskError, TaskManager};
+//!
+//! let manager = TaskManager::new(1);
+//! let worker = manager
+//!     .spawn(|| {
+//!         while !taskwarden::is_cancelled() {
+//!             std::thread::sleep(Duration::from_millis(1));
+//!         }
+//!         "stopped politely"
+//!     })
+//!     .unwrap();
+//! let waiting = manager.spawn(|| "never runs").unwrap();
+//! while manager.running().is_empty() {
+//!     std::thread::yield_now();
+//! }
+//! waiting.cancel();
+//! manager.cancel(worker.id());
+//! assert_eq!(waiting.join(), Err(TaskError::Cancelled));
+//! assert_eq!(worker.join(), Ok("stopped politely"));
+//! ```
+//!
+//! # Closing on time
+//!
+//! [`TaskManager::close_timeout`] stops intake, waits for the work against
+//! one deadline, drops what never started, flags what still runs, and says
+//! so in a [`CloseReport`]. Dropping the manager closes it with the
+//! configured timeout.
+//!
+//! ```
+//! use std::time::Duration;
+//! use taskwarden::TaskManager;
+//!
+//! let manager = TaskManager::new(2);
+//! for _ in 0..4 {
+//!     manager.spawn(|| std::thread::sleep(Duration::from_millis(5))).unwrap();
+//! }
+//! let report = manager.close_timeout(Duration::from_secs(5));
+//! assert!(report.is_clean());
+//! assert!(manager.spawn(|| ()).unwrap_err().is_closed());
+//! ```
+//!
+//! # Borrowing from the stack
+//!
+//! [`TaskManager::scope`] runs tasks that borrow local data and returns once
+//! they have all finished.
+//!
+//! ```
+//! let mut data = vec![1, 2, 3, 4];
+//! taskwarden::TaskManager::scope(2, |s| {
+//!     for x in data.iter_mut() {
+//!         s.spawn(move || *x *= 10);
+//!     }
+//! });
+//! assert_eq!(data, [10, 20, 30, 40]);
+//! ```
+//!
+//! # Logging
+//!
+//! taskwarden logs through the [`log`] facade and never installs a logger:
+//! debug for start and close, error for task panics (with the task id and
+//! message), warn when a close reaches its deadline, trace per task.
+
+#![warn(missing_docs)]
+
+mod builder;
+mod current;
+mod error;
+mod manager;
+mod panic;
+mod registry;
+mod scope;
+mod state;
+mod task;
+mod worker;
+
+pub use builder::{BuildError, Builder};
+pub use current::{current_task, is_cancelled};
+pub use error::{CloseReport, SpawnError, SpawnErrorKind, TaskError};
+pub use manager::{Stats, TaskManager};
+pub use scope::Scope;
+pub use task::{ScopedHandle, TaskHandle, TaskId};

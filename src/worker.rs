@@ -1,0 +1,222 @@
+//! The worker threads: how they start (lazily), what each does with a job,
+//! and how they stop.
+//!
+//! A worker pulls [`Message`]s from the manager's channel. For a job it
+//! first claims the task (QUEUED → RUNNING; a task that was cancelled, or
+//! already run by a joining parent, is skipped), publishes the task's id in
+//! its [`Slot`], runs the closure inside the `catch_unwind` boundary, and
+//! settles the task. Idle workers block in the channel's `recv`, which parks
+//! the thread: nothing spins.
+//!
+//! Threads start as work arrives: a spawn that finds fewer threads than
+//! active tasks starts one more, up to `max_tasks`, so that there are always
+//! at least `min(active, max_tasks)` threads. Every non-running thread is
+//! then either blocked in `recv` (and woken by the channel for the next job)
+//! or on its way there, so no queued task waits while a slot is free.
+//!
+//! Close stops the workers with one [`Message::Exit`] per thread, sent after
+//! every task has been settled or claimed. A worker whose task is still
+//! running takes its exit message when the task returns.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use crate::current;
+use crate::manager::Shared;
+use crate::task::{Job, Outcome, TaskId};
+
+/// What travels through the manager's channel.
+pub(crate) enum Message {
+    Run(Arc<dyn Job>),
+    Exit,
+}
+
+/// The task a worker is running now (0 when none), for `running()` and for
+/// close to tell a worker it may join from one it must leave running.
+#[derive(Default)]
+pub(crate) struct Slot {
+    current: AtomicU64,
+}
+
+impl Slot {
+    pub(crate) fn task(&self) -> Option<TaskId> {
+        TaskId::new(self.current.load(Ordering::Acquire))
+    }
+}
+
+struct Entry {
+    thread: JoinHandle<()>,
+    slot: Arc<Slot>,
+}
+
+/// The manager's threads. Guarded by a mutex that only thread start, close,
+/// `running()` and `stats()` take.
+#[derive(Default)]
+pub(crate) struct Workers {
+    entries: Vec<Entry>,
+    /// Set by close: no thread starts after it.
+    stopped: bool,
+}
+
+impl Workers {
+    pub(crate) fn running(&self) -> impl Iterator<Item = TaskId> + '_ {
+        self.entries.iter().filter_map(|entry| entry.slot.task())
+    }
+}
+
+/// Decrements the live-thread count when a worker thread ends, however it
+/// ends.
+struct ThreadCount<'a>(&'a Shared);
+
+impl Drop for ThreadCount<'_> {
+    fn drop(&mut self) {
+        self.0.threads_alive.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl Shared {
+    /// Starts one more worker unless there are enough, or close stopped the
+    /// workers. Called with the spawn's view of how many tasks are active.
+    /// Fails only if the OS refused the thread.
+    pub(crate) fn grow(self: &Arc<Self>, active: usize) -> io::Result<()> {
+        let mut workers = self.workers.lock();
+        let wanted = active.min(self.config.max_tasks);
+        if workers.stopped || workers.entries.len() >= wanted {
+            return Ok(());
+        }
+        let index = workers.entries.len();
+        let slot = Arc::new(Slot::default());
+        let mut builder =
+            thread::Builder::new().name(format!("{}-{}", self.config.thread_name, index));
+        if let Some(size) = self.config.stack_size {
+            builder = builder.stack_size(size);
+        }
+        let shared = Arc::clone(self);
+        let worker_slot = Arc::clone(&slot);
+        self.threads_alive.fetch_add(1, Ordering::AcqRel);
+        match builder.spawn(move || shared.work(&worker_slot)) {
+            Ok(thread) => {
+                workers.entries.push(Entry { thread, slot });
+                self.threads_started
+                    .store(workers.entries.len(), Ordering::Release);
+                log::trace!(
+                    "started worker thread {}-{}",
+                    self.config.thread_name,
+                    index
+                );
+                Ok(())
+            }
+            Err(error) => {
+                self.threads_alive.fetch_sub(1, Ordering::AcqRel);
+                Err(error)
+            }
+        }
+    }
+
+    /// The body of a worker thread.
+    fn work(&self, slot: &Slot) {
+        let _count = ThreadCount(self);
+        while let Ok(Message::Run(job)) = self.receiver.recv() {
+            self.process(job, slot);
+        }
+    }
+
+    /// Claims and runs one job taken from the channel.
+    fn process(&self, job: Arc<dyn Job>, slot: &Slot) {
+        let header = job.header();
+        if !header.is_queued() {
+            return; // cancelled, or already run by a joining parent
+        }
+        // The slot is written before the claim, and the claim is a release:
+        // whoever reads the task as RUNNING (close) then finds it in a slot.
+        slot.current.store(header.id().get(), Ordering::Relaxed);
+        if !header.try_start() {
+            slot.current.store(0, Ordering::Release);
+            return;
+        }
+        self.counts.started();
+        self.execute(job, Some(slot));
+    }
+
+    /// Runs a task whose claim this thread won, then settles it: counters,
+    /// slot, registry, the active count, and last the result.
+    ///
+    /// A result nobody will take is dropped before the task stops counting
+    /// as active (a scoped result may borrow from the scope). The result is
+    /// published after, so that a caller who joined the task and then reads
+    /// the stats sees the task counted and no longer running.
+    pub(crate) fn execute(&self, job: Arc<dyn Job>, slot: Option<&Slot>) {
+        let id = job.header().id();
+        log::trace!("{id} started");
+        let mut outcome = {
+            let _entered = current::enter(Arc::clone(&job), self.key());
+            job.run()
+        };
+        if !job.drop_orphaned_result() {
+            outcome = Outcome::Panicked;
+        }
+        job.header().mark_finished();
+        self.stats.record(outcome);
+        if let Some(slot) = slot {
+            slot.current.store(0, Ordering::Release);
+        }
+        self.registry.remove(id);
+        log::trace!("{id} finished: {outcome:?}");
+        self.counts.finished();
+        if !job.publish() {
+            // The handle was dropped just as the task finished, and
+            // dropping the result it left behind panicked.
+            self.stats.record(Outcome::Panicked);
+        }
+    }
+
+    /// Settles a task whose cancellation this thread won: drops its closure,
+    /// counts it, and publishes `Cancelled`.
+    pub(crate) fn settle_cancelled(&self, job: &dyn Job) {
+        let id = job.header().id();
+        let outcome = job.discard();
+        self.stats.record(outcome);
+        self.registry.remove(id);
+        log::trace!("{id} cancelled before it started");
+        self.counts.cancelled_queued();
+        job.publish();
+    }
+
+    /// Stops every worker: marks them stopped, sends each an exit message,
+    /// and joins those that are not running one of `leave_running`. Those
+    /// stay listed (so `running()` still shows their task) and exit on their
+    /// own when their task returns.
+    pub(crate) fn stop_workers(&self, leave_running: &[TaskId]) {
+        let me = thread::current().id();
+        let to_join = {
+            let mut workers = self.workers.lock();
+            workers.stopped = true;
+            for _ in &workers.entries {
+                // The receiver lives in `self`, so the channel cannot be
+                // disconnected and an unbounded send cannot fail.
+                let _ = self.sender.send(Message::Exit);
+            }
+            let (keep, join): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut workers.entries)
+                .into_iter()
+                .partition(|entry| {
+                    entry.thread.thread().id() == me
+                        || entry
+                            .slot
+                            .task()
+                            .is_some_and(|id| leave_running.contains(&id))
+                });
+            workers.entries = keep;
+            join
+        };
+        for entry in to_join {
+            if entry.thread.join().is_err() {
+                log::error!(
+                    "a worker thread of {} ended with a panic",
+                    self.config.thread_name
+                );
+            }
+        }
+    }
+}
