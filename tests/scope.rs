@@ -13,7 +13,7 @@ use taskwarden::{TaskError, TaskManager};
 fn tasks_borrow_from_the_stack() {
     watchdog(|| {
         let data: Vec<u64> = (1..=1000).collect();
-        let mut partial = vec![0_u64; 10];
+        let mut partial = [0_u64; 10];
         TaskManager::scope(3, |s| {
             for (chunk, slot) in data.chunks(100).zip(partial.iter_mut()) {
                 s.spawn(move || *slot = chunk.iter().sum());

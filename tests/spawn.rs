@@ -349,7 +349,7 @@ fn a_parent_joining_its_child_with_every_slot_busy_does_not_hang() {
         let m = manager.clone();
         let parent = manager
             .spawn(move || {
-                let child = m.spawn(|| taskwarden::current_task()).unwrap();
+                let child = m.spawn(taskwarden::current_task).unwrap();
                 let child_id = child.id();
                 let ran_as = child.join().unwrap();
                 (child_id, ran_as)
