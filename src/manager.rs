@@ -268,12 +268,12 @@ impl Shared {
         };
         if report.timed_out {
             log::warn!(
-                "close of {} reached its {timeout:?} deadline: cancelled {} queued task(s) {:?}, abandoned {} running task(s) {:?}",
+                "close of {} reached its {timeout:?} deadline: cancelled {} queued task(s) [{}], abandoned {} running task(s) [{}]",
                 self.config.thread_name,
                 report.cancelled.len(),
-                report.cancelled,
+                id_list(&report.cancelled),
                 report.abandoned.len(),
-                report.abandoned,
+                id_list(&report.abandoned),
             );
         }
         log::debug!("closed {}: {report}", self.config.thread_name);
@@ -284,6 +284,14 @@ impl Shared {
         }
         report
     }
+}
+
+/// `task-1, task-2` for a log line.
+fn id_list(ids: &[TaskId]) -> String {
+    ids.iter()
+        .map(TaskId::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A bounded set of worker threads that runs closures, tracks each by id,

@@ -74,7 +74,7 @@ fn a_close_deadline_is_logged_at_warn_level_naming_the_tasks() {
         let queued = manager.spawn(|| ()).unwrap();
         manager.close_timeout(Duration::from_millis(10));
         release.open();
-        let (a, c) = (format!("{:?}", stubborn.id()), format!("{:?}", queued.id()));
+        let (a, c) = (stubborn.id().to_string(), queued.id().to_string());
         assert!(
             logged(Level::Warn, &["deadline-log", &a, &c]),
             "{:?}",
