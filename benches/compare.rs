@@ -1,1 +1,237 @@
-fn main() {}
+//! Side-by-side benchmarks: taskwarden against threadpool, rayon,
+//! rusty_pool, a raw crossbeam-channel pool (the floor), and
+//! `std::thread::scope`, on the same workloads in one run.
+//!
+//! ```text
+//! cargo bench --bench compare                 # everything (a few minutes)
+//! cargo bench --bench compare -- W1           # one workload
+//! scripts/bench-report                        # run, then print the table and draw the chart
+//! ```
+//!
+//! Workloads (per iteration; criterion reports the median of the samples):
+//! - W1: 1,000,000 empty tasks from one producer, submit all then wait all,
+//!   with 2 and with 32 slots.
+//! - W2: 200,000 tasks of about 1 µs of arithmetic on 2 slots.
+//! - W3: 2,000 tasks that sleep 1 ms on 32 slots (ideal 62.5 ms).
+//! - W4: two producers submitting 500,000 empty tasks each, 2 slots.
+//! - W5: build a 32-slot pool, run one task, shut down.
+//! - W6: taskwarden's `close_timeout(50 ms)` against a task that ignores
+//!   cancellation (the report subtracts the 50 ms: the overshoot).
+//! - W7: 10,000 tiny scoped tasks borrowing a slice, 2 slots, against
+//!   `std::thread::scope` (one thread per task) and a rayon scope.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{busy_work, rounds_per_microsecond, Floor, Pool, RayonSpawn, RustyPool, Taskwarden, Threadpool};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput};
+
+fn group<'a>(c: &'a mut Criterion, name: &str, elements: u64) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(elements));
+    group
+}
+
+/// One producer submits `n` copies of `job`, then waits for all.
+fn submit_all<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>, slots: usize, n: u64, job: impl Fn() + Copy + Send + 'static) {
+    let pool = P::new(slots);
+    group.bench_function(P::NAME, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                for _ in 0..n {
+                    pool.submit(job);
+                }
+                pool.wait();
+            }
+            start.elapsed()
+        })
+    });
+    pool.shutdown();
+}
+
+/// rayon's scope: the natural way to submit a batch and wait for it.
+fn rayon_scope(group: &mut BenchmarkGroup<'_, WallTime>, slots: usize, n: u64, job: impl Fn() + Copy + Send + Sync) {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(slots).build().unwrap();
+    group.bench_function("rayon-scope", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                pool.scope(|s| {
+                    for _ in 0..n {
+                        s.spawn(move |_| job());
+                    }
+                });
+            }
+            start.elapsed()
+        })
+    });
+}
+
+fn every_pool(c: &mut Criterion, name: &str, slots: usize, n: u64, job: impl Fn() + Copy + Send + Sync + 'static) {
+    let mut group = group(c, name, n);
+    submit_all::<Floor>(&mut group, slots, n, job);
+    submit_all::<Taskwarden>(&mut group, slots, n, job);
+    submit_all::<Threadpool>(&mut group, slots, n, job);
+    submit_all::<RustyPool>(&mut group, slots, n, job);
+    submit_all::<RayonSpawn>(&mut group, slots, n, job);
+    rayon_scope(&mut group, slots, n, job);
+    group.finish();
+}
+
+fn w1_empty_tasks(c: &mut Criterion) {
+    every_pool(c, "W1 1M empty tasks, 2 slots", 2, 1_000_000, || ());
+    every_pool(c, "W1 1M empty tasks, 32 slots", 32, 1_000_000, || ());
+}
+
+fn w2_microsecond_tasks(c: &mut Criterion) {
+    let rounds = rounds_per_microsecond();
+    every_pool(c, "W2 200k 1us tasks, 2 slots", 2, 200_000, move || {
+        busy_work(rounds);
+    });
+}
+
+fn w3_sleeping_tasks(c: &mut Criterion) {
+    every_pool(c, "W3 2000 1ms sleeps, 32 slots", 32, 2_000, || std::thread::sleep(Duration::from_millis(1)));
+}
+
+fn two_producers<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>, per_producer: u64) {
+    let pool = P::new(2);
+    group.bench_function(P::NAME, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                std::thread::scope(|s| {
+                    for _ in 0..2 {
+                        s.spawn(|| {
+                            for _ in 0..per_producer {
+                                pool.submit(|| ());
+                            }
+                        });
+                    }
+                });
+                pool.wait();
+            }
+            start.elapsed()
+        })
+    });
+    pool.shutdown();
+}
+
+fn w4_two_producers(c: &mut Criterion) {
+    let per_producer = 500_000;
+    let mut group = group(c, "W4 2x500k empty tasks, 2 producers, 2 slots", 2 * per_producer);
+    two_producers::<Floor>(&mut group, per_producer);
+    two_producers::<Taskwarden>(&mut group, per_producer);
+    two_producers::<Threadpool>(&mut group, per_producer);
+    two_producers::<RustyPool>(&mut group, per_producer);
+    two_producers::<RayonSpawn>(&mut group, per_producer);
+    group.finish();
+}
+
+fn lifecycle<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>) {
+    group.bench_function(P::NAME, |b| {
+        b.iter(|| {
+            let pool = P::new(32);
+            pool.submit(|| ());
+            pool.wait();
+            pool.shutdown();
+        })
+    });
+}
+
+fn w5_lifecycle(c: &mut Criterion) {
+    let mut group = group(c, "W5 build 32 slots, one task, shut down", 1);
+    group.sampling_mode(SamplingMode::Auto);
+    lifecycle::<Floor>(&mut group);
+    lifecycle::<Taskwarden>(&mut group);
+    lifecycle::<Threadpool>(&mut group);
+    lifecycle::<RustyPool>(&mut group);
+    lifecycle::<RayonSpawn>(&mut group);
+    group.finish();
+}
+
+fn w6_close_deadline(c: &mut Criterion) {
+    let mut group = group(c, "W6 close_timeout 50ms with a stubborn task", 1);
+    group.bench_function("taskwarden", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let manager = taskwarden::TaskManager::new(2);
+                let started = std::sync::Arc::new(std::sync::Barrier::new(2));
+                let s = started.clone();
+                manager
+                    .spawn(move || {
+                        s.wait();
+                        std::thread::sleep(Duration::from_millis(80)); // ignores cancellation
+                    })
+                    .ok()
+                    .unwrap();
+                started.wait();
+                let start = Instant::now();
+                let report = manager.close_timeout(Duration::from_millis(50));
+                total += start.elapsed();
+                assert_eq!(report.abandoned.len(), 1);
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+fn w7_scoped(c: &mut Criterion) {
+    let data: Vec<u64> = (0..100_000).collect();
+    let tasks = 10_000;
+    let chunk = data.len() / tasks;
+    let mut group = group(c, "W7 10k scoped tasks borrowing a slice", tasks as u64);
+    group.bench_function("taskwarden-scope", |b| {
+        b.iter(|| {
+            taskwarden::TaskManager::scope(2, |s| {
+                for part in data.chunks(chunk) {
+                    s.spawn(move || part.iter().sum::<u64>());
+                }
+            })
+        })
+    });
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    group.bench_function("rayon-scope", |b| {
+        b.iter(|| {
+            pool.scope(|s| {
+                for part in data.chunks(chunk) {
+                    s.spawn(move |_| {
+                        std::hint::black_box(part.iter().sum::<u64>());
+                    });
+                }
+            })
+        })
+    });
+    group.bench_function("std-thread-scope", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for part in data.chunks(chunk) {
+                    s.spawn(move || part.iter().sum::<u64>());
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    w1_empty_tasks,
+    w2_microsecond_tasks,
+    w3_sleeping_tasks,
+    w4_two_producers,
+    w5_lifecycle,
+    w6_close_deadline,
+    w7_scoped
+);
+criterion_main!(benches);

@@ -93,6 +93,7 @@ mod builder;
 mod current;
 mod error;
 mod manager;
+mod padded;
 mod panic;
 mod registry;
 mod scope;

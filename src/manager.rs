@@ -33,9 +33,10 @@ use parking_lot::{Condvar, Mutex};
 use crate::builder::{Builder, Config};
 use crate::current;
 use crate::error::{CloseReport, SpawnError, SpawnErrorKind};
+use crate::padded::Padded;
 use crate::registry::Registry;
 use crate::state::{Counts, Full};
-use crate::task::{Completion, HandleCore, Job, Outcome, Task, TaskHandle, TaskId};
+use crate::task::{Completion, HandleCore, Job, JoinSignal, Outcome, Task, TaskHandle, TaskId};
 use crate::worker::{Message, Workers};
 
 /// A snapshot of a manager's counters, from [`TaskManager::stats`].
@@ -66,6 +67,9 @@ pub struct Stats {
     pub cancelled: u64,
 }
 
+/// Completed, panicked and cancelled counts. Each worker has its own (in
+/// its slot); the manager has one more for the tasks settled elsewhere
+/// (cancelled, run by a joining parent). `stats()` adds them up.
 #[derive(Default)]
 pub(crate) struct StatCounters {
     completed: AtomicU64,
@@ -74,15 +78,31 @@ pub(crate) struct StatCounters {
 }
 
 impl StatCounters {
-    /// Relaxed: the counters are statistics, read as a snapshot, and order
-    /// nothing else.
-    pub(crate) fn record(&self, outcome: Outcome) {
-        let counter = match outcome {
+    fn counter(&self, outcome: Outcome) -> &AtomicU64 {
+        match outcome {
             Outcome::Completed => &self.completed,
             Outcome::Panicked => &self.panicked,
             Outcome::Cancelled => &self.cancelled,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts from any thread. Relaxed: the counters are statistics, read
+    /// as a snapshot, and order nothing else.
+    pub(crate) fn record(&self, outcome: Outcome) {
+        self.counter(outcome).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts from the one thread that owns these counters: a plain load
+    /// and store, no locked read-modify-write.
+    pub(crate) fn record_own(&self, outcome: Outcome) {
+        let counter = self.counter(outcome);
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    fn add_to(&self, stats: &mut Stats) {
+        stats.completed += self.completed.load(Ordering::Relaxed);
+        stats.panicked += self.panicked.load(Ordering::Relaxed);
+        stats.cancelled += self.cancelled.load(Ordering::Relaxed);
     }
 }
 
@@ -93,10 +113,16 @@ enum CloseState {
 }
 
 /// Everything the manager, its workers and its handles share.
+///
+/// Aligned to 128 bytes so that the `Arc`'s reference counts (which every
+/// handle touches) sit on cache lines of their own; the fields written per
+/// task are padded (`counts`, `next_id`).
+#[repr(align(128))]
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    next_id: AtomicU64,
+    next_id: Padded<AtomicU64>,
     pub(crate) counts: Counts,
+    pub(crate) join_signal: JoinSignal,
     pub(crate) registry: Registry,
     pub(crate) sender: Sender<Message>,
     pub(crate) receiver: Receiver<Message>,
@@ -147,7 +173,8 @@ impl Shared {
             }
         };
         let active = before.active + 1;
-        if active > self.threads_started.load(Ordering::Acquire) {
+        let threads = self.threads_started.load(Ordering::Acquire);
+        if active > threads && threads < self.config.max_tasks {
             if let Err(error) = self.grow(active) {
                 if self.threads_started.load(Ordering::Acquire) == 0 {
                     self.counts.unreserve();
@@ -358,6 +385,7 @@ impl TaskManager {
 
     pub(crate) fn from_config(config: Config) -> TaskManager {
         let (sender, receiver) = crossbeam_channel::unbounded();
+        let bounded = config.queue_capacity.is_some();
         log::debug!(
             "starting task manager {}: max_tasks {}, close timeout {:?}, queue capacity {:?}",
             config.thread_name,
@@ -368,8 +396,9 @@ impl TaskManager {
         TaskManager {
             shared: Arc::new(Shared {
                 config,
-                next_id: AtomicU64::new(1),
-                counts: Counts::default(),
+                next_id: Padded(AtomicU64::new(1)),
+                counts: Counts::new(bounded),
+                join_signal: JoinSignal::default(),
                 registry: Registry::new(),
                 sender,
                 receiver,
@@ -501,7 +530,7 @@ impl TaskManager {
     /// assert!(manager.running().is_empty());
     /// ```
     pub fn running(&self) -> Vec<TaskId> {
-        let mut ids: Vec<TaskId> = self.shared.workers.lock().running().collect();
+        let mut ids: Vec<TaskId> = self.shared.workers.lock().slots().filter_map(|slot| slot.task()).collect();
         ids.sort();
         ids
     }
@@ -517,15 +546,23 @@ impl TaskManager {
     /// ```
     pub fn stats(&self) -> Stats {
         let shared = &self.shared;
-        let counts = shared.counts.snapshot();
-        Stats {
-            running: counts.active - counts.queued,
-            queued: counts.queued,
-            threads: shared.threads_alive.load(Ordering::Acquire),
-            completed: shared.stats.completed.load(Ordering::Relaxed),
-            panicked: shared.stats.panicked.load(Ordering::Relaxed),
-            cancelled: shared.stats.cancelled.load(Ordering::Relaxed),
+        let mut stats = Stats::default();
+        {
+            let workers = shared.workers.lock();
+            for slot in workers.slots() {
+                slot.counters.add_to(&mut stats);
+                stats.running += usize::from(slot.task().is_some());
+            }
         }
+        shared.stats.add_to(&mut stats);
+        let counts = shared.counts.snapshot();
+        stats.queued = if shared.config.queue_capacity.is_some() {
+            counts.queued
+        } else {
+            counts.active.saturating_sub(stats.running)
+        };
+        stats.threads = shared.threads_alive.load(Ordering::Acquire);
+        stats
     }
 
     /// Blocks until no task is queued and none is running, counting tasks
@@ -665,10 +702,10 @@ mod tests {
     #[test]
     fn registry_is_empty_after_work() {
         let manager = TaskManager::new(2);
-        for n in 0..100 {
+        for n in 0..1000 {
             manager.spawn(move || n).unwrap();
         }
-        manager.drain();
-        assert_eq!(manager.shared.registry.len(), 0);
+        manager.close();
+        assert_eq!(manager.shared.registry.len(), 0, "workers flush their removals before they exit");
     }
 }

@@ -1,10 +1,17 @@
 //! The map from task id to task, for everything that finds a task by id or
-//! needs to see them all: `cancel(id)`, `cancel_all` and `close`.
+//! needs to see them all: `cancel(id)`, `cancel_all`, `close`, and a parent
+//! joining its child.
 //!
-//! It is split into shards, each behind its own mutex and on its own cache
-//! line, chosen by the low bits of the id: consecutive ids land on different
-//! shards, so a spawner inserting and a worker removing rarely meet on one
-//! lock.
+//! Ids are dense and increasing, so the registry stores tasks in *blocks* of
+//! 64 consecutive ids, and spreads blocks over shards, each behind its own
+//! mutex on its own cache lines. A spawner inserting 64 tasks in a row stays
+//! on one block and one lock that no other thread is touching.
+//!
+//! Removal is lazy. A settled task stays registered until its worker removes
+//! it with others, in a batch ([`Removals`]): at most a batch per worker, and
+//! always before the worker sleeps. Everything that reads the registry
+//! checks the task's state, so a settled entry is only a little memory for a
+//! little while.
 //!
 //! The registry is also where close and spawn agree on who got in. A spawner
 //! checks the `closing` flag *inside* the shard lock that guards its insert;
@@ -20,40 +27,57 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::padded::Padded;
 use crate::task::{Job, TaskId};
 
-const SHARDS: usize = 32;
+const SHARDS: usize = 16;
+const BLOCK: u64 = 64;
 
-/// Hashes a task id by multiplying it by a large odd constant (Fibonacci
-/// hashing): ids are already unique, they only need their bits spread.
+/// Block numbers are dense: spread their bits with one multiplication
+/// (Fibonacci hashing) instead of a general-purpose hash.
 #[derive(Default)]
-pub(crate) struct IdHasher(u64);
+pub(crate) struct BlockHasher(u64);
 
-impl Hasher for IdHasher {
+impl Hasher for BlockHasher {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
         for &byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(byte));
         }
     }
 
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
-type Shard = HashMap<u64, Arc<dyn Job>, BuildHasherDefault<IdHasher>>;
+/// 64 consecutive ids, and how many of them are registered.
+struct Block {
+    live: u32,
+    tasks: Box<[Option<Arc<dyn Job>>; BLOCK as usize]>,
+}
 
-/// Keeps one shard on its own cache lines (two, against adjacent-line
-/// prefetching), so that two threads on two shards do not slow each other.
-#[repr(align(128))]
-struct Padded(Mutex<Shard>);
+impl Block {
+    fn new() -> Block {
+        Block {
+            live: 0,
+            tasks: Box::new([const { None }; BLOCK as usize]),
+        }
+    }
+}
+
+type Shard = HashMap<u64, Block, BuildHasherDefault<BlockHasher>>;
+
+fn place(id: TaskId) -> (u64, usize) {
+    let block = id.get() / BLOCK;
+    (block, (id.get() % BLOCK) as usize)
+}
 
 pub(crate) struct Registry {
-    shards: Box<[Padded]>,
+    shards: Box<[Padded<Mutex<Shard>>]>,
 }
 
 impl Registry {
@@ -63,49 +87,160 @@ impl Registry {
         }
     }
 
-    fn shard(&self, id: TaskId) -> &Mutex<Shard> {
-        &self.shards[(id.get() as usize) % SHARDS].0
+    fn shard(&self, block: u64) -> &Mutex<Shard> {
+        &self.shards[(block as usize) % SHARDS]
     }
 
     /// Inserts `job` unless `closing` is set; returns whether it did.
     pub(crate) fn insert_unless(&self, job: Arc<dyn Job>, closing: &AtomicBool) -> bool {
-        let id = job.header().id();
-        let mut shard = self.shard(id).lock();
+        let (block, index) = place(job.header().id());
+        let mut shard = self.shard(block).lock();
         if closing.load(Ordering::Acquire) {
             return false;
         }
-        shard.insert(id.get(), job);
+        let block = shard.entry(block).or_insert_with(Block::new);
+        debug_assert!(block.tasks[index].is_none());
+        block.tasks[index] = Some(job);
+        block.live += 1;
         true
     }
 
+    /// Removes these ids; the tasks they held are returned so that they are
+    /// dropped after the lock is released.
+    fn remove_all(&self, ids: &mut Vec<TaskId>, dropped: &mut Vec<Arc<dyn Job>>) {
+        ids.sort_unstable();
+        let mut rest = &ids[..];
+        while let Some(&first) = rest.first() {
+            let (block_no, _) = place(first);
+            let same_shard = |id: &TaskId| (place(*id).0 as usize) % SHARDS == (block_no as usize) % SHARDS;
+            let end = rest.iter().position(|id| !same_shard(id)).unwrap_or(rest.len());
+            let mut shard = self.shard(block_no).lock();
+            for &id in &rest[..end] {
+                let (block_no, index) = place(id);
+                if let Some(block) = shard.get_mut(&block_no) {
+                    if let Some(job) = block.tasks[index].take() {
+                        dropped.push(job);
+                        block.live -= 1;
+                        if block.live == 0 {
+                            shard.remove(&block_no);
+                        }
+                    }
+                }
+            }
+            drop(shard);
+            rest = &rest[end..];
+        }
+        ids.clear();
+    }
+
     pub(crate) fn remove(&self, id: TaskId) {
-        let removed = self.shard(id).lock().remove(&id.get());
-        // Dropped outside the lock: this may be the task's last reference.
-        drop(removed);
+        let mut dropped = Vec::new();
+        self.remove_all(&mut vec![id], &mut dropped);
     }
 
     pub(crate) fn get(&self, id: TaskId) -> Option<Arc<dyn Job>> {
-        self.shard(id).lock().get(&id.get()).cloned()
+        let (block, index) = place(id);
+        self.shard(block).lock().get(&block)?.tasks[index].clone()
     }
 
     /// Takes and releases every shard lock once (see the module docs).
     pub(crate) fn barrier(&self) {
         for shard in self.shards.iter() {
-            drop(shard.0.lock());
+            drop(shard.lock());
         }
     }
 
-    /// Every task registered now, in no particular order.
+    /// Every task registered now, in no particular order. Some may have
+    /// settled already: callers check the state.
     pub(crate) fn snapshot(&self) -> Vec<Arc<dyn Job>> {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
-            all.extend(shard.0.lock().values().cloned());
+            let shard = shard.lock();
+            for block in shard.values() {
+                all.extend(block.tasks.iter().flatten().cloned());
+            }
         }
         all
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|shard| shard.0.lock().len()).sum()
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().values().map(|block| block.live as usize).sum::<usize>())
+            .sum()
+    }
+}
+
+/// A worker's batch of settled tasks waiting to be removed.
+pub(crate) struct Removals {
+    ids: Vec<TaskId>,
+    dropped: Vec<Arc<dyn Job>>,
+}
+
+impl Removals {
+    const BATCH: usize = 64;
+
+    pub(crate) fn new() -> Removals {
+        Removals {
+            ids: Vec::with_capacity(Self::BATCH),
+            dropped: Vec::with_capacity(Self::BATCH),
+        }
+    }
+
+    /// Notes a settled task; removes the batch once it is full.
+    pub(crate) fn push(&mut self, registry: &Registry, id: TaskId) {
+        self.ids.push(id);
+        if self.ids.len() >= Self::BATCH {
+            self.flush(registry);
+        }
+    }
+
+    /// Removes every noted task now.
+    pub(crate) fn flush(&mut self, registry: &Registry) {
+        if !self.ids.is_empty() {
+            registry.remove_all(&mut self.ids, &mut self.dropped);
+            self.dropped.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::Task;
+
+    fn job(id: u64) -> Arc<dyn Job> {
+        Arc::new(Task::new(TaskId::new(id).unwrap(), || ()))
+    }
+
+    #[test]
+    fn insert_get_remove_across_blocks() {
+        let registry = Registry::new();
+        let open = AtomicBool::new(false);
+        for id in 1..=300 {
+            assert!(registry.insert_unless(job(id), &open));
+        }
+        assert_eq!(registry.len(), 300);
+        assert_eq!(registry.get(TaskId::new(130).unwrap()).unwrap().header().id().get(), 130);
+        let mut removals = Removals::new();
+        for id in (1..=300).rev().step_by(2) {
+            removals.push(&registry, TaskId::new(id).unwrap());
+        }
+        removals.flush(&registry);
+        assert_eq!(registry.len(), 150);
+        assert!(registry.get(TaskId::new(300).unwrap()).is_none());
+        assert!(registry.get(TaskId::new(299).unwrap()).is_some());
+        registry.remove(TaskId::new(299).unwrap());
+        assert!(registry.get(TaskId::new(299).unwrap()).is_none());
+        assert_eq!(registry.snapshot().len(), 149);
+    }
+
+    #[test]
+    fn closing_refuses_inserts() {
+        let registry = Registry::new();
+        let closing = AtomicBool::new(true);
+        assert!(!registry.insert_unless(job(1), &closing));
+        assert_eq!(registry.len(), 0);
     }
 }

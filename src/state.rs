@@ -8,7 +8,11 @@
 //! read-modify-write; starting a task takes one from `queued`; settling a
 //! task takes one from `active`; cancelling a queued task takes one from
 //! each at once. Keeping both in one word means a reader never sees a task
-//! counted as running that is not active.
+//! counted as queued that is not active.
+//!
+//! `queued` is only kept for a bounded queue, where spawn needs it. With an
+//! unbounded queue, starting a task touches no shared counter at all, and
+//! `stats()` derives the queued count from `active` and the busy workers.
 //!
 //! # Waiting
 //!
@@ -31,6 +35,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
+
+use crate::padded::Padded;
 
 const ACTIVE_ONE: u64 = 1;
 const QUEUED_ONE: u64 = 1 << 32;
@@ -99,12 +105,21 @@ impl Gate {
 /// The counts of queued and active tasks, and the waits on them.
 #[derive(Default)]
 pub(crate) struct Counts {
-    word: AtomicU64,
-    idle: Gate,
-    space: Gate,
+    word: Padded<AtomicU64>,
+    /// `QUEUED_ONE` when the queue is bounded (and `queued` is kept), else 0.
+    queued_one: u64,
+    idle: Padded<Gate>,
+    space: Padded<Gate>,
 }
 
 impl Counts {
+    pub(crate) fn new(bounded: bool) -> Counts {
+        Counts {
+            queued_one: if bounded { QUEUED_ONE } else { 0 },
+            ..Counts::default()
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> Snapshot {
         let word = self.word.load(Ordering::SeqCst);
         Snapshot {
@@ -117,9 +132,7 @@ impl Counts {
     /// already. Returns the counts as they were before.
     pub(crate) fn try_reserve(&self, capacity: Option<usize>) -> Result<Snapshot, Full> {
         let before = match capacity {
-            None => self
-                .word
-                .fetch_add(QUEUED_ONE + ACTIVE_ONE, Ordering::SeqCst),
+            None => self.word.fetch_add(self.queued_one + ACTIVE_ONE, Ordering::SeqCst),
             Some(capacity) => {
                 let mut current = self.word.load(Ordering::Relaxed);
                 loop {
@@ -128,7 +141,7 @@ impl Counts {
                     }
                     match self.word.compare_exchange_weak(
                         current,
-                        current + QUEUED_ONE + ACTIVE_ONE,
+                        current + self.queued_one + ACTIVE_ONE,
                         Ordering::SeqCst,
                         Ordering::Relaxed,
                     ) {
@@ -152,7 +165,9 @@ impl Counts {
 
     /// A queued task started running.
     pub(crate) fn started(&self) {
-        self.leave_queue(0);
+        if self.queued_one != 0 {
+            self.leave_queue(0);
+        }
     }
 
     /// A queued task was cancelled and is settled.
@@ -167,8 +182,10 @@ impl Counts {
     }
 
     fn leave_queue(&self, also: u64) {
-        self.word.fetch_sub(QUEUED_ONE + also, Ordering::SeqCst);
-        self.space.notify(false);
+        self.word.fetch_sub(self.queued_one + also, Ordering::SeqCst);
+        if self.queued_one != 0 {
+            self.space.notify(false);
+        }
         if also != 0 {
             self.idle.notify(true);
         }
@@ -202,7 +219,7 @@ mod tests {
 
     #[test]
     fn reserve_start_finish_round_trip() {
-        let counts = Counts::default();
+        let counts = Counts::new(true);
         assert_eq!(counts.try_reserve(None).ok().unwrap().active, 0);
         assert_eq!(counts.try_reserve(None).ok().unwrap().queued, 1);
         assert_eq!(
@@ -233,7 +250,7 @@ mod tests {
 
     #[test]
     fn capacity_is_respected() {
-        let counts = Counts::default();
+        let counts = Counts::new(true);
         assert!(counts.try_reserve(Some(1)).is_ok());
         assert!(counts.try_reserve(Some(1)).is_err());
         counts.started();
@@ -241,8 +258,18 @@ mod tests {
     }
 
     #[test]
+    fn unbounded_counts_only_active() {
+        let counts = Counts::new(false);
+        let _ = counts.try_reserve(None);
+        counts.started();
+        assert_eq!(counts.snapshot(), Snapshot { queued: 0, active: 1 });
+        counts.finished();
+        assert_eq!(counts.snapshot(), Snapshot { queued: 0, active: 0 });
+    }
+
+    #[test]
     fn idle_wait_times_out_then_succeeds() {
-        let counts = Counts::default();
+        let counts = Counts::new(false);
         let _ = counts.try_reserve(None);
         let soon = Instant::now() + std::time::Duration::from_millis(5);
         assert!(!counts.wait_active_at_most(0, Some(soon)));

@@ -1,34 +1,52 @@
 //! One task: its id, its state machine, and the single allocation that holds
-//! its closure, its cancellation flag and its result slot.
+//! its closure, its flags and its result slot.
 //!
-//! # The task state machine
+//! # The task state word
 //!
-//! Every accepted task is in exactly one of four states, kept in one atomic
-//! byte of its [`Header`]:
+//! Everything a task's parties need to agree on is in one atomic `u32`: a
+//! phase in the low two bits, and four flags.
 //!
 //! ```text
 //!             try_start (a worker, or a joining parent)
 //!   QUEUED ───────────────────────────────▶ RUNNING ──finish──▶ FINISHED
 //!      │
 //!      └──try_cancel_queued (cancel, cancel_all, close)──▶ CANCELLED
+//!
+//!   flags: CANCEL_REQUESTED  read by is_cancelled()
+//!          PUBLISHED         the result may be taken
+//!          DETACHED          the handle is gone
+//!          JOIN_WAITING      a joiner sleeps on the manager's join signal
 //! ```
 //!
-//! Leaving `QUEUED` is a compare-and-swap, so exactly one party wins it: the
-//! winner alone owns the closure (it runs it, or drops it), and a task is
-//! therefore run at most once and settled exactly once. The cancellation flag
-//! read by [`is_cancelled`](crate::is_cancelled) is separate from the state:
-//! setting it on a running task only asks the task to stop.
+//! Leaving `QUEUED` is a compare-and-swap, so exactly one party, the *owner*,
+//! wins it: the owner alone takes the closure out of the cell (to run it or
+//! to drop it) and writes the result. A task is therefore run at most once
+//! and settled exactly once.
 //!
-//! The result goes through the task's cell: `Pending(closure)`, then
-//! `Done(result)` once the closure has returned (not yet visible), then
-//! published (visible to [`TaskHandle::join`]), then `Taken`. Publication is the
-//! last step of a task's life but one: the counters are settled first, so a
-//! caller that joined a task then reads [`Stats`](crate::Stats) sees it counted.
+//! # Who may touch the cell
+//!
+//! The cell (closure, then result) is an `UnsafeCell` without a lock. Access
+//! is handed over by the state word:
+//!
+//! 1. Before `PUBLISHED`, only the owner touches the cell.
+//! 2. The owner sets `PUBLISHED` with a release RMW. From then on the cell
+//!    belongs to the handle, which reads `PUBLISHED` with acquire before it
+//!    takes the result.
+//! 3. If the handle is dropped, it sets `DETACHED` with an RMW. The two RMWs
+//!    on one atomic are totally ordered, so exactly one side sees the other's
+//!    flag: a handle that sees `PUBLISHED` drops the result itself; an owner
+//!    that sees `DETACHED` (in `drop_orphaned_result` or `publish`) drops it.
+//!
+//! Joiners sleep on one condition variable per manager (a task carries no
+//! lock of its own): a joiner sets `JOIN_WAITING` under that mutex and
+//! re-checks `PUBLISHED`; a publisher that sees `JOIN_WAITING` takes the
+//! mutex and wakes everyone waiting, who each re-check their own task.
 
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -86,25 +104,28 @@ impl fmt::Display for TaskId {
     }
 }
 
-const QUEUED: u8 = 0;
-const RUNNING: u8 = 1;
-const CANCELLED: u8 = 2;
-const FINISHED: u8 = 3;
+const PHASE: u32 = 0b11;
+const QUEUED: u32 = 0;
+const RUNNING: u32 = 1;
+const CANCELLED: u32 = 2;
+const FINISHED: u32 = 3;
+const CANCEL_REQUESTED: u32 = 1 << 2;
+const PUBLISHED: u32 = 1 << 3;
+const DETACHED: u32 = 1 << 4;
+const JOIN_WAITING: u32 = 1 << 5;
 
-/// What every task has whatever its closure and result types: its id, its
-/// state and its cancellation flag.
+/// What every task has whatever its closure and result types: its id and
+/// its state word.
 pub(crate) struct Header {
     id: TaskId,
-    state: AtomicU8,
-    cancel_requested: AtomicBool,
+    state: AtomicU32,
 }
 
 impl Header {
     fn new(id: TaskId) -> Header {
         Header {
             id,
-            state: AtomicU8::new(QUEUED),
-            cancel_requested: AtomicBool::new(false),
+            state: AtomicU32::new(QUEUED),
         }
     }
 
@@ -112,48 +133,70 @@ impl Header {
         self.id
     }
 
-    /// QUEUED → RUNNING. `AcqRel`: on success the winner sees everything the
-    /// spawner wrote into the task (the closure travelled through the
-    /// channel, but a joining parent may win without the channel); a worker
-    /// that stored its slot before this makes that store visible to whoever
-    /// later reads `RUNNING` (see `worker::Worker::process`).
+    fn phase(&self) -> u32 {
+        self.state.load(Ordering::Acquire) & PHASE
+    }
+
+    /// QUEUED → RUNNING; true if this caller won and now owns the closure.
+    /// Acquire on success: the owner sees the closure the spawner wrote
+    /// (it may have come through the channel, or, for a joining parent,
+    /// only through this word). Release: a worker's slot store made before
+    /// is visible to whoever later reads `RUNNING` (close).
     pub(crate) fn try_start(&self) -> bool {
-        self.transition(QUEUED, RUNNING)
+        self.leave_queue(RUNNING)
     }
 
-    /// QUEUED → CANCELLED. The winner owns the closure and must `discard` it.
+    /// QUEUED → CANCELLED; true if this caller won and must `discard`.
     pub(crate) fn try_cancel_queued(&self) -> bool {
-        self.transition(QUEUED, CANCELLED)
+        self.leave_queue(CANCELLED)
     }
 
-    /// RUNNING → FINISHED, by the party that ran the task, once its closure
-    /// has returned and its captured values are dropped.
+    fn leave_queue(&self, to: u32) -> bool {
+        let mut current = self.state.load(Ordering::Relaxed);
+        loop {
+            if current & PHASE != QUEUED {
+                return false;
+            }
+            // Other flags may change under us (a cancel request, a detach):
+            // keep them, change only the phase.
+            match self
+                .state
+                .compare_exchange_weak(current, current | to, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// RUNNING → FINISHED (one OR: FINISHED is RUNNING with one more bit), by the owner
+    /// once the closure has returned.
     pub(crate) fn mark_finished(&self) {
-        self.state.store(FINISHED, Ordering::Release);
-    }
-
-    fn transition(&self, from: u8, to: u8) -> bool {
-        self.state
-            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        debug_assert_eq!(self.phase(), RUNNING);
+        self.state.fetch_or(RUNNING ^ FINISHED, Ordering::Release);
     }
 
     pub(crate) fn is_queued(&self) -> bool {
-        self.state.load(Ordering::Acquire) == QUEUED
+        self.phase() == QUEUED
     }
 
     pub(crate) fn is_running(&self) -> bool {
-        self.state.load(Ordering::Acquire) == RUNNING
+        self.phase() == RUNNING
     }
 
-    /// Sets the flag that `is_cancelled` reads. Relaxed is enough: the flag
-    /// carries no data, and the task polls it.
+    /// Sets the flag that `is_cancelled` reads. Relaxed would do for the flag
+    /// alone (it carries no data); it is an RMW on the shared word, so it
+    /// never loses another party's flag.
     pub(crate) fn request_cancel(&self) {
-        self.cancel_requested.store(true, Ordering::Relaxed);
+        self.state.fetch_or(CANCEL_REQUESTED, Ordering::Relaxed);
     }
 
     pub(crate) fn cancel_requested(&self) -> bool {
-        self.cancel_requested.load(Ordering::Relaxed)
+        self.state.load(Ordering::Relaxed) & CANCEL_REQUESTED != 0
+    }
+
+    fn is_published(&self) -> bool {
+        self.state.load(Ordering::Acquire) & PUBLISHED != 0
     }
 }
 
@@ -163,6 +206,13 @@ pub(crate) enum Outcome {
     Completed,
     Panicked,
     Cancelled,
+}
+
+/// Where joiners sleep: one per manager, shared by all its tasks.
+#[derive(Default)]
+pub(crate) struct JoinSignal {
+    lock: Mutex<()>,
+    cond: Condvar,
 }
 
 /// A task with its closure type erased: what the channel, the registry and
@@ -180,21 +230,21 @@ pub(crate) trait Job: Send + Sync {
     fn discard(&self) -> Outcome;
 
     /// If the handle is gone already, drops the stored result now, before
-    /// the task is counted as settled; false if that drop panicked.
+    /// the task is counted as settled; false if that drop panicked. Owner
+    /// only, before `publish`.
     fn drop_orphaned_result(&self) -> bool;
 
     /// Makes the stored result visible to the handle and wakes its joiner.
     /// If the handle went away since `drop_orphaned_result`, drops the
-    /// result here instead; false if that drop panicked.
-    fn publish(&self) -> bool;
+    /// result here instead; false if that drop panicked. Owner only, once.
+    fn publish(&self, signal: &JoinSignal) -> bool;
 }
 
 /// The typed side of a task: what its handle needs.
 pub(crate) trait Completion<T>: Job {
-    fn is_published(&self) -> bool;
     /// Waits until the result is published or `deadline` passes.
-    fn wait(&self, deadline: Option<Instant>) -> bool;
-    /// Takes the published result; panics if called twice.
+    fn wait(&self, signal: &JoinSignal, deadline: Option<Instant>) -> bool;
+    /// Takes the published result. Handle only, once, after `wait`.
     fn take(&self) -> Result<T, TaskError>;
     /// The handle is gone: nobody will take the result.
     fn detach(&self);
@@ -207,19 +257,18 @@ enum Stage<F, T> {
     Taken,
 }
 
-struct Cell<F, T> {
-    stage: Stage<F, T>,
-    published: bool,
-    detached: bool,
-}
-
-/// The one allocation per task: header, closure, result slot, and the
-/// condition variable its joiner waits on.
+/// The one allocation per task: its header and its cell.
 pub(crate) struct Task<F, T> {
     header: Header,
-    cell: Mutex<Cell<F, T>>,
-    published: Condvar,
+    cell: UnsafeCell<Stage<F, T>>,
 }
+
+// SAFETY: the cell is only ever accessed by one thread at a time, as the
+// module docs lay out: the owner (the single winner of the QUEUED exit)
+// before PUBLISHED, the handle after it, and whoever drops the result on a
+// DETACHED/PUBLISHED race is decided by one RMW on the state word. The
+// values that cross threads (the closure, the result) are `Send`.
+unsafe impl<F: Send, T: Send> Sync for Task<F, T> {}
 
 impl<F, T> Task<F, T>
 where
@@ -229,49 +278,60 @@ where
     pub(crate) fn new(id: TaskId, f: F) -> Task<F, T> {
         Task {
             header: Header::new(id),
-            cell: Mutex::new(Cell {
-                stage: Stage::Pending(f),
-                published: false,
-                detached: false,
-            }),
-            published: Condvar::new(),
+            cell: UnsafeCell::new(Stage::Pending(f)),
         }
     }
 
     /// Takes the closure back out of a task that was never shared.
     pub(crate) fn into_closure(self) -> F {
-        match self.cell.into_inner().stage {
+        match self.cell.into_inner() {
             Stage::Pending(f) => f,
             _ => unreachable!("a task that was never shared still holds its closure"),
         }
     }
 
+    /// Replaces the stage, returning the old one.
+    ///
+    /// # Safety
+    ///
+    /// The caller must have exclusive access to the cell under the protocol
+    /// of the module docs (be its owner before publication, its handle
+    /// after, or the winner of the detach race).
+    unsafe fn replace(&self, stage: Stage<F, T>) -> Stage<F, T> {
+        // SAFETY: exclusive access is the caller's contract.
+        unsafe { std::mem::replace(&mut *self.cell.get(), stage) }
+    }
+
+    /// Owner only: takes the closure out.
     fn take_closure(&self) -> F {
-        let mut cell = self.cell.lock();
-        match std::mem::replace(&mut cell.stage, Stage::Running) {
+        // SAFETY: only the winner of the QUEUED exit calls this, before
+        // publication: it is the cell's only user.
+        match unsafe { self.replace(Stage::Running) } {
             Stage::Pending(f) => f,
             _ => unreachable!("only the winner of the task's state takes its closure"),
         }
     }
 
+    /// Owner only: stores the result.
     fn store(&self, result: Result<T, TaskError>) {
-        self.cell.lock().stage = Stage::Done(result);
+        // SAFETY: as in `take_closure`: the owner, before publication.
+        unsafe { self.replace(Stage::Done(result)) };
     }
-}
 
-impl<F, T> Task<F, T> {
     /// Drops a result nobody will take, catching a panic in its drop.
-    fn drop_result(&self, orphan: Option<Stage<F, T>>) -> bool {
-        match orphan.map(panic::drop_caught) {
-            Some(Err(message)) => {
-                log::error!(
-                    "{}: dropping its result panicked: {}",
-                    self.header.id,
-                    message
-                );
+    ///
+    /// # Safety
+    ///
+    /// As `replace`: the caller won the right to drop the result.
+    unsafe fn drop_result(&self) -> bool {
+        // SAFETY: the caller's contract.
+        let result = unsafe { self.replace(Stage::Taken) };
+        match panic::drop_caught(result) {
+            Ok(()) => true,
+            Err(message) => {
+                log::error!("{}: dropping its result panicked: {}", self.header.id, message);
                 false
             }
-            _ => true,
         }
     }
 }
@@ -320,29 +380,29 @@ where
     }
 
     fn drop_orphaned_result(&self) -> bool {
-        let orphan = {
-            let mut cell = self.cell.lock();
-            if cell.detached {
-                Some(std::mem::replace(&mut cell.stage, Stage::Taken))
-            } else {
-                None
-            }
-        };
-        self.drop_result(orphan)
+        if self.header.state.load(Ordering::Acquire) & DETACHED == 0 {
+            return true;
+        }
+        // SAFETY: DETACHED is set, so the handle is gone and will never touch
+        // the cell again; before publication the owner (the caller) is its
+        // only user.
+        unsafe { self.drop_result() }
     }
 
-    fn publish(&self) -> bool {
-        let orphan = {
-            let mut cell = self.cell.lock();
-            cell.published = true;
-            if cell.detached {
-                Some(std::mem::replace(&mut cell.stage, Stage::Taken))
-            } else {
-                self.published.notify_all();
-                None
-            }
-        };
-        self.drop_result(orphan)
+    fn publish(&self, signal: &JoinSignal) -> bool {
+        let before = self.header.state.fetch_or(PUBLISHED, Ordering::AcqRel);
+        if before & DETACHED != 0 {
+            // SAFETY: the handle detached before it could see PUBLISHED (our
+            // RMW came after its one), so it left the result to us. If
+            // `drop_orphaned_result` already dropped it, the stage is
+            // `Taken` and this drops nothing.
+            return unsafe { self.drop_result() };
+        }
+        if before & JOIN_WAITING != 0 {
+            let _guard = signal.lock.lock();
+            signal.cond.notify_all();
+        }
+        true
     }
 }
 
@@ -351,47 +411,51 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    fn is_published(&self) -> bool {
-        self.cell.lock().published
-    }
-
-    fn wait(&self, deadline: Option<Instant>) -> bool {
-        let mut cell = self.cell.lock();
-        while !cell.published {
+    fn wait(&self, signal: &JoinSignal, deadline: Option<Instant>) -> bool {
+        if self.header.is_published() {
+            return true;
+        }
+        let mut guard = signal.lock.lock();
+        // Announced under the mutex, then re-checked: a publisher that comes
+        // after this RMW sees JOIN_WAITING and must take the mutex, which it
+        // can only get once we sleep.
+        if self.header.state.fetch_or(JOIN_WAITING, Ordering::AcqRel) & PUBLISHED != 0 {
+            return true;
+        }
+        loop {
+            if self.header.is_published() {
+                return true;
+            }
             match deadline {
-                None => self.published.wait(&mut cell),
+                None => signal.cond.wait(&mut guard),
                 Some(deadline) => {
-                    if self.published.wait_until(&mut cell, deadline).timed_out() {
-                        return cell.published;
+                    if signal.cond.wait_until(&mut guard, deadline).timed_out() {
+                        return self.header.is_published();
                     }
                 }
             }
         }
-        true
     }
 
     fn take(&self) -> Result<T, TaskError> {
-        let mut cell = self.cell.lock();
-        debug_assert!(cell.published);
-        match std::mem::replace(&mut cell.stage, Stage::Taken) {
+        assert!(self.header.is_published(), "take before the result is published");
+        // SAFETY: PUBLISHED is set (acquire) and the handle, our caller, is
+        // not detached: the owner is done with the cell and it is ours.
+        match unsafe { self.replace(Stage::Taken) } {
             Stage::Done(result) => result,
             _ => unreachable!("a published task holds its result until it is taken"),
         }
     }
 
     fn detach(&self) {
-        let result = {
-            let mut cell = self.cell.lock();
-            cell.detached = true;
-            if cell.published {
-                Some(std::mem::replace(&mut cell.stage, Stage::Taken))
-            } else {
-                None
-            }
-        };
-        // Dropped on the caller's thread, outside the lock: it is the
-        // caller's own value, and a panic in its drop is the caller's.
-        drop(result);
+        let before = self.header.state.fetch_or(DETACHED, Ordering::AcqRel);
+        if before & PUBLISHED != 0 {
+            // SAFETY: PUBLISHED came first, so the owner is done and will not
+            // drop the result: it is ours to drop. Dropped on the caller's
+            // thread: it is the caller's value, and so is a panic in its drop.
+            let result = unsafe { self.replace(Stage::Taken) };
+            drop(result);
+        }
     }
 }
 
@@ -422,20 +486,20 @@ impl<'a, T> HandleCore<'a, T> {
     }
 
     pub(crate) fn is_finished(&self) -> bool {
-        self.task.is_published()
+        self.task.header().is_published()
     }
 
     pub(crate) fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.task.wait(Instant::now().checked_add(timeout))
+        self.task.wait(&self.shared.join_signal, Instant::now().checked_add(timeout))
     }
 
     pub(crate) fn join(mut self) -> Result<T, TaskError> {
-        if !self.task.is_published() {
+        if !self.task.header().is_published() {
             // A parent joining its own queued child would wait for a slot
             // that it occupies itself: run the child here instead.
             self.shared.help_run(self.id());
         }
-        self.task.wait(None);
+        self.task.wait(&self.shared.join_signal, None);
         self.joined = true;
         self.task.take()
     }

@@ -14,6 +14,10 @@
 //! then either blocked in `recv` (and woken by the channel for the next job)
 //! or on its way there, so no queued task waits while a slot is free.
 //!
+//! What a worker does per task stays on its own cache lines where it can:
+//! its slot holds its counters (summed by `stats()`), and it removes settled
+//! tasks from the registry in batches (see `registry`).
+//!
 //! Close stops the workers with one [`Message::Exit`] per thread, sent after
 //! every task has been settled or claimed. A worker whose task is still
 //! running takes its exit message when the task returns.
@@ -23,8 +27,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
+use crossbeam_channel::TryRecvError;
+
 use crate::current;
-use crate::manager::Shared;
+use crate::manager::{Shared, StatCounters};
+use crate::padded::Padded;
+use crate::registry::Removals;
 use crate::task::{Job, Outcome, TaskId};
 
 /// What travels through the manager's channel.
@@ -33,11 +41,12 @@ pub(crate) enum Message {
     Exit,
 }
 
-/// The task a worker is running now (0 when none), for `running()` and for
-/// close to tell a worker it may join from one it must leave running.
+/// One worker's view to the outside: the task it runs now (0 when none),
+/// for `running()` and for close; and its counters, for `stats()`.
 #[derive(Default)]
 pub(crate) struct Slot {
     current: AtomicU64,
+    pub(crate) counters: StatCounters,
 }
 
 impl Slot {
@@ -48,21 +57,24 @@ impl Slot {
 
 struct Entry {
     thread: JoinHandle<()>,
-    slot: Arc<Slot>,
+    slot: Arc<Padded<Slot>>,
 }
 
 /// The manager's threads. Guarded by a mutex that only thread start, close,
 /// `running()` and `stats()` take.
 #[derive(Default)]
 pub(crate) struct Workers {
-    entries: Vec<Entry>,
+    threads: Vec<Entry>,
+    /// Every slot ever started (at most `max_tasks`), kept after its thread
+    /// is joined so that its counters still count.
+    slots: Vec<Arc<Padded<Slot>>>,
     /// Set by close: no thread starts after it.
     stopped: bool,
 }
 
 impl Workers {
-    pub(crate) fn running(&self) -> impl Iterator<Item = TaskId> + '_ {
-        self.entries.iter().filter_map(|entry| entry.slot.task())
+    pub(crate) fn slots(&self) -> impl Iterator<Item = &Slot> + '_ {
+        self.slots.iter().map(|slot| &slot.0)
     }
 }
 
@@ -77,19 +89,17 @@ impl Drop for ThreadCount<'_> {
 }
 
 impl Shared {
-    /// Starts one more worker unless there are enough, or close stopped the
-    /// workers. Called with the spawn's view of how many tasks are active.
-    /// Fails only if the OS refused the thread.
+    /// Starts one more worker unless there are enough for `active` tasks, or
+    /// close stopped the workers. Fails only if the OS refused the thread.
     pub(crate) fn grow(self: &Arc<Self>, active: usize) -> io::Result<()> {
         let mut workers = self.workers.lock();
         let wanted = active.min(self.config.max_tasks);
-        if workers.stopped || workers.entries.len() >= wanted {
+        if workers.stopped || workers.slots.len() >= wanted {
             return Ok(());
         }
-        let index = workers.entries.len();
-        let slot = Arc::new(Slot::default());
-        let mut builder =
-            thread::Builder::new().name(format!("{}-{}", self.config.thread_name, index));
+        let index = workers.slots.len();
+        let slot = Arc::new(Padded(Slot::default()));
+        let mut builder = thread::Builder::new().name(format!("{}-{}", self.config.thread_name, index));
         if let Some(size) = self.config.stack_size {
             builder = builder.stack_size(size);
         }
@@ -98,14 +108,13 @@ impl Shared {
         self.threads_alive.fetch_add(1, Ordering::AcqRel);
         match builder.spawn(move || shared.work(&worker_slot)) {
             Ok(thread) => {
-                workers.entries.push(Entry { thread, slot });
-                self.threads_started
-                    .store(workers.entries.len(), Ordering::Release);
-                log::trace!(
-                    "started worker thread {}-{}",
-                    self.config.thread_name,
-                    index
-                );
+                workers.threads.push(Entry {
+                    thread,
+                    slot: Arc::clone(&slot),
+                });
+                workers.slots.push(slot);
+                self.threads_started.store(workers.slots.len(), Ordering::Release);
+                log::trace!("started worker thread {}-{}", self.config.thread_name, index);
                 Ok(())
             }
             Err(error) => {
@@ -118,13 +127,30 @@ impl Shared {
     /// The body of a worker thread.
     fn work(&self, slot: &Slot) {
         let _count = ThreadCount(self);
-        while let Ok(Message::Run(job)) = self.receiver.recv() {
-            self.process(job, slot);
+        let mut removals = Removals::new();
+        loop {
+            let message = match self.receiver.try_recv() {
+                Ok(message) => message,
+                Err(TryRecvError::Empty) => {
+                    // About to sleep: leave the registry tidy first.
+                    removals.flush(&self.registry);
+                    match self.receiver.recv() {
+                        Ok(message) => message,
+                        Err(_) => break,
+                    }
+                }
+                Err(TryRecvError::Disconnected) => break,
+            };
+            match message {
+                Message::Run(job) => self.process(job, slot, &mut removals),
+                Message::Exit => break,
+            }
         }
+        removals.flush(&self.registry);
     }
 
     /// Claims and runs one job taken from the channel.
-    fn process(&self, job: Arc<dyn Job>, slot: &Slot) {
+    fn process(&self, job: Arc<dyn Job>, slot: &Slot, removals: &mut Removals) {
         let header = job.header();
         if !header.is_queued() {
             return; // cancelled, or already run by a joining parent
@@ -137,7 +163,7 @@ impl Shared {
             return;
         }
         self.counts.started();
-        self.execute(job, Some(slot));
+        self.execute(job, Some((slot, removals)));
     }
 
     /// Runs a task whose claim this thread won, then settles it: counters,
@@ -147,7 +173,7 @@ impl Shared {
     /// as active (a scoped result may borrow from the scope). The result is
     /// published after, so that a caller who joined the task and then reads
     /// the stats sees the task counted and no longer running.
-    pub(crate) fn execute(&self, job: Arc<dyn Job>, slot: Option<&Slot>) {
+    pub(crate) fn execute(&self, job: Arc<dyn Job>, worker: Option<(&Slot, &mut Removals)>) {
         let id = job.header().id();
         log::trace!("{id} started");
         let mut outcome = {
@@ -158,14 +184,20 @@ impl Shared {
             outcome = Outcome::Panicked;
         }
         job.header().mark_finished();
-        self.stats.record(outcome);
-        if let Some(slot) = slot {
-            slot.current.store(0, Ordering::Release);
+        match worker {
+            Some((slot, removals)) => {
+                slot.counters.record_own(outcome);
+                slot.current.store(0, Ordering::Release);
+                removals.push(&self.registry, id);
+            }
+            None => {
+                self.stats.record(outcome);
+                self.registry.remove(id);
+            }
         }
-        self.registry.remove(id);
         log::trace!("{id} finished: {outcome:?}");
         self.counts.finished();
-        if !job.publish() {
+        if !job.publish(&self.join_signal) {
             // The handle was dropped just as the task finished, and
             // dropping the result it left behind panicked.
             self.stats.record(Outcome::Panicked);
@@ -181,41 +213,32 @@ impl Shared {
         self.registry.remove(id);
         log::trace!("{id} cancelled before it started");
         self.counts.cancelled_queued();
-        job.publish();
+        job.publish(&self.join_signal);
     }
 
     /// Stops every worker: marks them stopped, sends each an exit message,
     /// and joins those that are not running one of `leave_running`. Those
-    /// stay listed (so `running()` still shows their task) and exit on their
-    /// own when their task returns.
+    /// stay listed and exit on their own when their task returns.
     pub(crate) fn stop_workers(&self, leave_running: &[TaskId]) {
         let me = thread::current().id();
         let to_join = {
             let mut workers = self.workers.lock();
             workers.stopped = true;
-            for _ in &workers.entries {
+            for _ in &workers.threads {
                 // The receiver lives in `self`, so the channel cannot be
                 // disconnected and an unbounded send cannot fail.
                 let _ = self.sender.send(Message::Exit);
             }
-            let (keep, join): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut workers.entries)
-                .into_iter()
-                .partition(|entry| {
-                    entry.thread.thread().id() == me
-                        || entry
-                            .slot
-                            .task()
-                            .is_some_and(|id| leave_running.contains(&id))
+            let (keep, join): (Vec<Entry>, Vec<Entry>) =
+                std::mem::take(&mut workers.threads).into_iter().partition(|entry| {
+                    entry.thread.thread().id() == me || entry.slot.task().is_some_and(|id| leave_running.contains(&id))
                 });
-            workers.entries = keep;
+            workers.threads = keep;
             join
         };
         for entry in to_join {
             if entry.thread.join().is_err() {
-                log::error!(
-                    "a worker thread of {} ended with a panic",
-                    self.config.thread_name
-                );
+                log::error!("a worker thread of {} ended with a panic", self.config.thread_name);
             }
         }
     }
