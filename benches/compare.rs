@@ -24,9 +24,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{busy_work, rounds_per_microsecond, Floor, Pool, RayonSpawn, RustyPool, Taskwarden, Threadpool};
+use common::{
+    busy_work, rounds_per_microsecond, Floor, Pool, RayonSpawn, RustyPool, Taskwarden,
+    TaskwardenDetached, Threadpool,
+};
 use criterion::measurement::WallTime;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
+};
 
 fn group<'a>(c: &'a mut Criterion, name: &str, elements: u64) -> BenchmarkGroup<'a, WallTime> {
     let mut group = c.benchmark_group(name);
@@ -40,7 +45,12 @@ fn group<'a>(c: &'a mut Criterion, name: &str, elements: u64) -> BenchmarkGroup<
 }
 
 /// One producer submits `n` copies of `job`, then waits for all.
-fn submit_all<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>, slots: usize, n: u64, job: impl Fn() + Copy + Send + 'static) {
+fn submit_all<P: Pool>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    slots: usize,
+    n: u64,
+    job: impl Fn() + Copy + Send + 'static,
+) {
     let pool = P::new(slots);
     group.bench_function(P::NAME, |b| {
         b.iter_custom(|iters| {
@@ -58,8 +68,16 @@ fn submit_all<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>, slots: usize, n
 }
 
 /// rayon's scope: the natural way to submit a batch and wait for it.
-fn rayon_scope(group: &mut BenchmarkGroup<'_, WallTime>, slots: usize, n: u64, job: impl Fn() + Copy + Send + Sync) {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(slots).build().unwrap();
+fn rayon_scope(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    slots: usize,
+    n: u64,
+    job: impl Fn() + Copy + Send + Sync,
+) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(slots)
+        .build()
+        .unwrap();
     group.bench_function("rayon-scope", |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
@@ -75,10 +93,17 @@ fn rayon_scope(group: &mut BenchmarkGroup<'_, WallTime>, slots: usize, n: u64, j
     });
 }
 
-fn every_pool(c: &mut Criterion, name: &str, slots: usize, n: u64, job: impl Fn() + Copy + Send + Sync + 'static) {
+fn every_pool(
+    c: &mut Criterion,
+    name: &str,
+    slots: usize,
+    n: u64,
+    job: impl Fn() + Copy + Send + Sync + 'static,
+) {
     let mut group = group(c, name, n);
     submit_all::<Floor>(&mut group, slots, n, job);
     submit_all::<Taskwarden>(&mut group, slots, n, job);
+    submit_all::<TaskwardenDetached>(&mut group, slots, n, job);
     submit_all::<Threadpool>(&mut group, slots, n, job);
     submit_all::<RustyPool>(&mut group, slots, n, job);
     submit_all::<RayonSpawn>(&mut group, slots, n, job);
@@ -99,7 +124,9 @@ fn w2_microsecond_tasks(c: &mut Criterion) {
 }
 
 fn w3_sleeping_tasks(c: &mut Criterion) {
-    every_pool(c, "W3 2000 1ms sleeps, 32 slots", 32, 2_000, || std::thread::sleep(Duration::from_millis(1)));
+    every_pool(c, "W3 2000 1ms sleeps, 32 slots", 32, 2_000, || {
+        std::thread::sleep(Duration::from_millis(1))
+    });
 }
 
 fn two_producers<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>, per_producer: u64) {
@@ -127,9 +154,14 @@ fn two_producers<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>, per_producer
 
 fn w4_two_producers(c: &mut Criterion) {
     let per_producer = 500_000;
-    let mut group = group(c, "W4 2x500k empty tasks, 2 producers, 2 slots", 2 * per_producer);
+    let mut group = group(
+        c,
+        "W4 2x500k empty tasks, 2 producers, 2 slots",
+        2 * per_producer,
+    );
     two_producers::<Floor>(&mut group, per_producer);
     two_producers::<Taskwarden>(&mut group, per_producer);
+    two_producers::<TaskwardenDetached>(&mut group, per_producer);
     two_producers::<Threadpool>(&mut group, per_producer);
     two_producers::<RustyPool>(&mut group, per_producer);
     two_producers::<RayonSpawn>(&mut group, per_producer);
@@ -152,6 +184,7 @@ fn w5_lifecycle(c: &mut Criterion) {
     group.sampling_mode(SamplingMode::Auto);
     lifecycle::<Floor>(&mut group);
     lifecycle::<Taskwarden>(&mut group);
+    lifecycle::<TaskwardenDetached>(&mut group);
     lifecycle::<Threadpool>(&mut group);
     lifecycle::<RustyPool>(&mut group);
     lifecycle::<RayonSpawn>(&mut group);
@@ -200,7 +233,10 @@ fn w7_scoped(c: &mut Criterion) {
             })
         })
     });
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
     group.bench_function("rayon-scope", |b| {
         b.iter(|| {
             pool.scope(|s| {

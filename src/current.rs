@@ -1,51 +1,68 @@
 //! The thread-local record of which task this thread is running, behind
 //! [`is_cancelled`](crate::is_cancelled) and [`current_task`](crate::current_task).
 
-use std::cell::RefCell;
-use std::sync::Arc;
+use std::cell::Cell;
+use std::ptr::NonNull;
 
-use crate::task::{Job, TaskId};
+use crate::task::{Header, TaskId};
 
+#[derive(Clone, Copy)]
 struct Current {
-    job: Arc<dyn Job>,
+    /// The running task's header. A pointer, not an `Arc`: setting it must
+    /// not cost two atomic reference-count updates per task.
+    header: NonNull<Header>,
     /// The address of the manager's shared state: tells a task of this
     /// manager from a task of another one.
     manager: usize,
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+    static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
 }
 
-/// Marks this thread as running `job` until the guard is dropped; the task
-/// that was current before (a parent running its child inline) comes back.
-pub(crate) fn enter(job: Arc<dyn Job>, manager: usize) -> Entered {
-    let previous = CURRENT.with(|current| current.replace(Some(Current { job, manager })));
-    Entered { previous }
-}
-
-pub(crate) struct Entered {
-    previous: Option<Current>,
-}
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        let previous = self.previous.take();
-        let ours = CURRENT.with(|current| current.replace(previous));
-        // Our task's reference is released here, after the slot is restored.
-        drop(ours);
+/// Marks this thread as running the task whose header is `header` until the
+/// guard is dropped; the task that was current before (a parent running its
+/// child inline) comes back.
+///
+/// The caller must keep the task alive until the guard is dropped (it holds
+/// an `Arc` to it for the whole run).
+pub(crate) fn enter(header: &Header, manager: usize) -> Entered<'_> {
+    let current = Current {
+        header: NonNull::from(header),
+        manager,
+    };
+    let previous = CURRENT.with(|slot| slot.replace(Some(current)));
+    Entered {
+        previous,
+        _task: std::marker::PhantomData,
     }
+}
+
+/// Restores the previous record when dropped; borrows the header so that
+/// the task cannot be released while it is recorded.
+pub(crate) struct Entered<'a> {
+    previous: Option<Current>,
+    _task: std::marker::PhantomData<&'a Header>,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        CURRENT.with(|slot| slot.set(self.previous));
+    }
+}
+
+/// Runs `f` on the header of the task this thread is running, if any.
+fn with_current<R>(f: impl FnOnce(&Header, usize) -> R) -> Option<R> {
+    let current = CURRENT.with(Cell::get)?;
+    // SAFETY: a record is only present between `enter` and the drop of its
+    // guard, which borrows the header: the task is alive.
+    let header = unsafe { current.header.as_ref() };
+    Some(f(header, current.manager))
 }
 
 /// The task this thread is running for the manager at `manager`, if any.
 pub(crate) fn task_of(manager: usize) -> Option<TaskId> {
-    CURRENT.with(|current| {
-        current
-            .borrow()
-            .as_ref()
-            .filter(|current| current.manager == manager)
-            .map(|current| current.job.header().id())
-    })
+    with_current(|header, owner| (owner == manager).then(|| header.id())).flatten()
 }
 
 /// Whether the task running on this thread has been asked to stop.
@@ -76,12 +93,7 @@ pub(crate) fn task_of(manager: usize) -> Option<TaskId> {
 /// assert!(!taskwarden::is_cancelled());
 /// ```
 pub fn is_cancelled() -> bool {
-    CURRENT.with(|current| {
-        current
-            .borrow()
-            .as_ref()
-            .is_some_and(|current| current.job.header().cancel_requested())
-    })
+    with_current(|header, _| header.cancel_requested()).unwrap_or(false)
 }
 
 /// The id of the task running on this thread; `None` outside a task.
@@ -96,10 +108,5 @@ pub fn is_cancelled() -> bool {
 /// assert_eq!(taskwarden::current_task(), None);
 /// ```
 pub fn current_task() -> Option<crate::TaskId> {
-    CURRENT.with(|current| {
-        current
-            .borrow()
-            .as_ref()
-            .map(|current| current.job.header().id())
-    })
+    with_current(|header, _| header.id())
 }

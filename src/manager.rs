@@ -33,7 +33,6 @@ use parking_lot::{Condvar, Mutex};
 use crate::builder::{Builder, Config};
 use crate::current;
 use crate::error::{CloseReport, SpawnError, SpawnErrorKind};
-use crate::padded::Padded;
 use crate::registry::Registry;
 use crate::state::{Counts, Full};
 use crate::task::{Completion, HandleCore, Job, JoinSignal, Outcome, Task, TaskHandle, TaskId};
@@ -112,15 +111,18 @@ enum CloseState {
     Closed(CloseReport),
 }
 
+/// An accepted task: its id, and the task itself for its handle (`None`
+/// for a detached spawn).
+pub(crate) type Submitted<F, T> = (TaskId, Option<Arc<Task<F, T>>>);
+
 /// Everything the manager, its workers and its handles share.
 ///
 /// Aligned to 128 bytes so that the `Arc`'s reference counts (which every
 /// handle touches) sit on cache lines of their own; the fields written per
-/// task are padded (`counts`, `next_id`).
+/// task are padded (in `counts`).
 #[repr(align(128))]
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    next_id: Padded<AtomicU64>,
     pub(crate) counts: Counts,
     pub(crate) join_signal: JoinSignal,
     pub(crate) registry: Registry,
@@ -145,14 +147,17 @@ impl Shared {
 
     /// Reserves a place, registers the task and queues it; hands the
     /// closure back when the manager is closed, the queue is full (and
-    /// `block` is false), or no thread can run it. `share` turns the task
-    /// into the type-erased job the channel carries.
+    /// `block` is false), or no thread can run it. `erase` turns the task
+    /// into the type-erased job the registry and the channel carry. Returns
+    /// the task for its handle, or `None` when `detached` (no handle will
+    /// ever exist: one reference fewer to count).
     pub(crate) fn submit<F, T>(
         self: &Arc<Self>,
         f: F,
         block: bool,
-        share: impl FnOnce(&Arc<Task<F, T>>) -> Arc<dyn Job>,
-    ) -> Result<Arc<Task<F, T>>, SpawnError<F>>
+        detached: bool,
+        erase: impl Fn(Arc<Task<F, T>>) -> Arc<dyn Job>,
+    ) -> Result<Submitted<F, T>, SpawnError<F>>
     where
         F: FnOnce() -> T + Send,
         T: Send,
@@ -160,9 +165,9 @@ impl Shared {
         if self.closing.load(Ordering::Acquire) {
             return Err(SpawnError::new(SpawnErrorKind::Closed, f));
         }
-        let before = loop {
+        let raw_id = loop {
             match self.counts.try_reserve(self.config.queue_capacity) {
-                Ok(before) => break before,
+                Ok(raw_id) => break raw_id,
                 Err(Full) if !block => return Err(SpawnError::new(SpawnErrorKind::Full, f)),
                 Err(Full) => {
                     let capacity = self.config.queue_capacity.unwrap_or(usize::MAX);
@@ -172,10 +177,12 @@ impl Shared {
                 }
             }
         };
-        let active = before.active + 1;
+        // Threads start lazily: while there are fewer than `max_tasks`, make
+        // sure there are at least as many as active tasks. Once all are
+        // started this is one load of a line nobody writes.
         let threads = self.threads_started.load(Ordering::Acquire);
-        if active > threads && threads < self.config.max_tasks {
-            if let Err(error) = self.grow(active) {
+        if threads < self.config.max_tasks && self.counts.active() > threads {
+            if let Err(error) = self.grow(self.counts.active()) {
                 if self.threads_started.load(Ordering::Acquire) == 0 {
                     self.counts.unreserve();
                     return Err(SpawnError::thread_start(f, error));
@@ -183,12 +190,10 @@ impl Shared {
                 log::warn!("could not start another worker thread, going on with fewer: {error}");
             }
         }
-        let id =
-            TaskId::new(self.next_id.fetch_add(1, Ordering::Relaxed)).expect("task ids start at 1");
-        let task = Arc::new(Task::new(id, f));
-        let job = share(&task);
-        if !self.registry.insert_unless(Arc::clone(&job), &self.closing) {
-            drop(job);
+        let id = TaskId::new(raw_id).expect("task ids start at 1");
+        let task = Arc::new(Task::new(id, f, detached));
+        let registered = erase(Arc::clone(&task));
+        if !self.registry.insert_unless(registered, &self.closing) {
             self.counts.unreserve();
             let task = Arc::try_unwrap(task)
                 .ok()
@@ -196,9 +201,14 @@ impl Shared {
             return Err(SpawnError::new(SpawnErrorKind::Closed, task.into_closure()));
         }
         log::trace!("{id} queued");
+        let (queued, handle) = if detached {
+            (erase(task), None)
+        } else {
+            (erase(Arc::clone(&task)), Some(task))
+        };
         // The receiver lives in `self`: an unbounded send cannot fail.
-        let _ = self.sender.send(Message::Run(job));
-        Ok(task)
+        let _ = self.sender.send(Message::Run(queued));
+        Ok((id, handle))
     }
 
     /// Asks a task to stop; cancels it outright if it has not started.
@@ -313,6 +323,15 @@ impl Shared {
     }
 }
 
+/// The job a `'static` task travels as.
+fn erase_static<F, T>(task: Arc<Task<F, T>>) -> Arc<dyn Job>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    task
+}
+
 /// `task-1, task-2` for a log line.
 fn id_list(ids: &[TaskId]) -> String {
     ids.iter()
@@ -396,7 +415,6 @@ impl TaskManager {
         TaskManager {
             shared: Arc::new(Shared {
                 config,
-                next_id: Padded(AtomicU64::new(1)),
                 counts: Counts::new(bounded),
                 join_signal: JoinSignal::default(),
                 registry: Registry::new(),
@@ -447,10 +465,8 @@ impl TaskManager {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let task = self
-            .shared
-            .submit(f, true, |task| Arc::clone(task) as Arc<dyn Job>)?;
-        Ok(self.handle(task))
+        let (_, task) = self.shared.submit(f, true, false, erase_static)?;
+        Ok(self.handle(task.expect("a task with a handle")))
     }
 
     /// Like [`spawn`](Self::spawn), but never blocks: with a full bounded
@@ -474,10 +490,40 @@ impl TaskManager {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let task = self
-            .shared
-            .submit(f, false, |task| Arc::clone(task) as Arc<dyn Job>)?;
-        Ok(self.handle(task))
+        let (_, task) = self.shared.submit(f, false, false, erase_static)?;
+        Ok(self.handle(task.expect("a task with a handle")))
+    }
+
+    /// Queues `f` without a handle, like a thread pool's `execute`: the task
+    /// still has an id, can be cancelled by id, and is waited for by
+    /// [`drain`](Self::drain) and [`close`](Self::close); its result is
+    /// dropped. Cheaper than `spawn` followed by dropping the handle.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Self::spawn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let manager = taskwarden::TaskManager::new(2);
+    /// let hits = Arc::new(AtomicUsize::new(0));
+    /// for _ in 0..100 {
+    ///     let hits = hits.clone();
+    ///     manager.spawn_detached(move || { hits.fetch_add(1, Ordering::Relaxed); }).unwrap();
+    /// }
+    /// manager.drain();
+    /// assert_eq!(hits.load(Ordering::Relaxed), 100);
+    /// ```
+    pub fn spawn_detached<F, T>(&self, f: F) -> Result<TaskId, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (id, _) = self.shared.submit(f, true, true, erase_static)?;
+        Ok(id)
     }
 
     /// Cancels the task `id`: a queued task never starts, a running one sees
@@ -530,7 +576,13 @@ impl TaskManager {
     /// assert!(manager.running().is_empty());
     /// ```
     pub fn running(&self) -> Vec<TaskId> {
-        let mut ids: Vec<TaskId> = self.shared.workers.lock().slots().filter_map(|slot| slot.task()).collect();
+        let mut ids: Vec<TaskId> = self
+            .shared
+            .workers
+            .lock()
+            .slots()
+            .filter_map(|slot| slot.task())
+            .collect();
         ids.sort();
         ids
     }
@@ -555,11 +607,9 @@ impl TaskManager {
             }
         }
         shared.stats.add_to(&mut stats);
-        let counts = shared.counts.snapshot();
-        stats.queued = if shared.config.queue_capacity.is_some() {
-            counts.queued
-        } else {
-            counts.active.saturating_sub(stats.running)
+        stats.queued = match shared.counts.queued() {
+            Some(queued) => queued,
+            None => shared.counts.active().saturating_sub(stats.running),
         };
         stats.threads = shared.threads_alive.load(Ordering::Acquire);
         stats
@@ -706,6 +756,10 @@ mod tests {
             manager.spawn(move || n).unwrap();
         }
         manager.close();
-        assert_eq!(manager.shared.registry.len(), 0, "workers flush their removals before they exit");
+        assert_eq!(
+            manager.shared.registry.len(),
+            0,
+            "workers flush their removals before they exit"
+        );
     }
 }

@@ -112,8 +112,12 @@ impl Registry {
         let mut rest = &ids[..];
         while let Some(&first) = rest.first() {
             let (block_no, _) = place(first);
-            let same_shard = |id: &TaskId| (place(*id).0 as usize) % SHARDS == (block_no as usize) % SHARDS;
-            let end = rest.iter().position(|id| !same_shard(id)).unwrap_or(rest.len());
+            let same_shard =
+                |id: &TaskId| (place(*id).0 as usize) % SHARDS == (block_no as usize) % SHARDS;
+            let end = rest
+                .iter()
+                .position(|id| !same_shard(id))
+                .unwrap_or(rest.len());
             let mut shard = self.shard(block_no).lock();
             for &id in &rest[..end] {
                 let (block_no, index) = place(id);
@@ -167,7 +171,13 @@ impl Registry {
     pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|shard| shard.lock().values().map(|block| block.live as usize).sum::<usize>())
+            .map(|shard| {
+                shard
+                    .lock()
+                    .values()
+                    .map(|block| block.live as usize)
+                    .sum::<usize>()
+            })
             .sum()
     }
 }
@@ -211,7 +221,7 @@ mod tests {
     use crate::task::Task;
 
     fn job(id: u64) -> Arc<dyn Job> {
-        Arc::new(Task::new(TaskId::new(id).unwrap(), || ()))
+        Arc::new(Task::new(TaskId::new(id).unwrap(), || (), false))
     }
 
     #[test]
@@ -222,7 +232,15 @@ mod tests {
             assert!(registry.insert_unless(job(id), &open));
         }
         assert_eq!(registry.len(), 300);
-        assert_eq!(registry.get(TaskId::new(130).unwrap()).unwrap().header().id().get(), 130);
+        assert_eq!(
+            registry
+                .get(TaskId::new(130).unwrap())
+                .unwrap()
+                .header()
+                .id()
+                .get(),
+            130
+        );
         let mut removals = Removals::new();
         for id in (1..=300).rev().step_by(2) {
             removals.push(&registry, TaskId::new(id).unwrap());

@@ -113,10 +113,9 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         T: Send + 'scope,
     {
         let shared = self.manager.shared();
-        let task = match shared.submit(f, true, |task| {
-            erase(Arc::clone(task) as Arc<dyn Job + 'scope>)
-        }) {
-            Ok(task) => task,
+        let task = match shared.submit(f, true, false, |task| erase(task as Arc<dyn Job + 'scope>))
+        {
+            Ok((_, task)) => task.expect("a task with a handle"),
             Err(error) => panic!("taskwarden: could not spawn a scoped task: {error}"),
         };
         let task: Arc<dyn Completion<T> + 'scope> = task;

@@ -2,17 +2,28 @@
 //!
 //! # Counting
 //!
-//! One atomic word holds two counts: `queued` (accepted, not yet started or
-//! cancelled) in the high half and `active` (accepted, not yet settled:
-//! queued plus running) in the low half. A spawn adds to both with one
-//! read-modify-write; starting a task takes one from `queued`; settling a
-//! task takes one from `active`; cancelling a queued task takes one from
-//! each at once. Keeping both in one word means a reader never sees a task
-//! counted as queued that is not active.
+//! `active` (accepted and not yet settled: queued plus running) is what
+//! `drain` and `close` wait on. It is never stored: it is `issued` (task ids
+//! handed out, written by spawners: the same read-modify-write gives a task
+//! its id and counts it) minus `withdrawn` (ids of spawns that were then
+//! rejected, rare) minus `settled` (written by whoever settles a task).
+//! `issued` and `settled` sit on separate cache lines, so that a spawner and
+//! a worker do not write the same line for every task.
 //!
-//! `queued` is only kept for a bounded queue, where spawn needs it. With an
-//! unbounded queue, starting a task touches no shared counter at all, and
-//! `stats()` derives the queued count from `active` and the busy workers.
+//! A reader loads `settled` first (acquire), then `withdrawn`, then
+//! `issued`. Every task counted as settled or withdrawn was issued before, so
+//! that order can only over-count `active`, never under-count it: a waiter
+//! never wakes while work is left (in particular not while a finishing task
+//! has just spawned a child).
+//!
+//! Waiters only ever wait for `active` to fall to 0 or 1, so a settler
+//! wakes them only when its own count brings `active` to 1 or less: a
+//! `drain` does not wake for every task that finishes.
+//!
+//! `queued` (accepted, not yet started or cancelled) is kept only for a
+//! bounded queue, where spawn needs it exactly. With an unbounded queue,
+//! starting a task touches no shared counter, and `stats()` derives the
+//! queued count from `active` and the busy workers.
 //!
 //! # Waiting
 //!
@@ -24,12 +35,13 @@
 //! - *space*: a blocking `spawn` on a bounded queue waits until `queued`
 //!   falls below the capacity, or until close begins.
 //!
-//! A waiter registers in a waiter count, then re-checks the count under its
-//! mutex before sleeping; a writer changes the count, then looks at the
-//! waiter count and, only if someone waits, takes the mutex to notify. Both
-//! sides use `SeqCst` for that pair of accesses: with weaker orderings the
-//! writer could miss the new waiter while the waiter misses the new count
-//! (the classic store-buffer outcome), and the wake-up would be lost.
+//! A waiter registers in a waiter count, then re-checks under its mutex
+//! before sleeping; a writer changes its count, then looks at the waiter
+//! count and, only if someone waits, takes the mutex to notify. On both
+//! sides the write and the read that follows it are `SeqCst`, so they are
+//! in one total order: with weaker orderings the writer could miss the new
+//! waiter while the waiter misses the new count (the store-buffer outcome),
+//! and the wake-up would be lost.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -37,25 +49,6 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex};
 
 use crate::padded::Padded;
-
-const ACTIVE_ONE: u64 = 1;
-const QUEUED_ONE: u64 = 1 << 32;
-const HALF: u64 = (1 << 32) - 1;
-
-fn queued_of(word: u64) -> usize {
-    (word >> 32) as usize
-}
-
-fn active_of(word: u64) -> usize {
-    (word & HALF) as usize
-}
-
-/// A snapshot of the counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Snapshot {
-    pub(crate) queued: usize,
-    pub(crate) active: usize,
-}
 
 /// The queue is at its capacity.
 pub(crate) struct Full;
@@ -68,7 +61,9 @@ struct Gate {
 }
 
 impl Gate {
-    /// Wakes the waiters after a count changed, if there are any.
+    /// Wakes the waiters after a count changed, if there are any. The
+    /// change must have been a `SeqCst` read-modify-write (see the module
+    /// docs).
     fn notify(&self, all: bool) {
         if self.waiters.load(Ordering::SeqCst) > 0 {
             let _guard = self.lock.lock();
@@ -97,17 +92,24 @@ impl Gate {
                 }
             }
         };
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
         result
     }
 }
 
+/// The largest `active` any waiter waits for (a task of the manager waits
+/// for itself to be the last one).
+const WAKE_AT: u64 = 1;
+
 /// The counts of queued and active tasks, and the waits on them.
 #[derive(Default)]
 pub(crate) struct Counts {
-    word: Padded<AtomicU64>,
-    /// `QUEUED_ONE` when the queue is bounded (and `queued` is kept), else 0.
-    queued_one: u64,
+    issued: Padded<AtomicU64>,
+    withdrawn: AtomicU64,
+    settled: Padded<AtomicU64>,
+    /// Kept only when `bounded`.
+    queued: Padded<AtomicU64>,
+    bounded: bool,
     idle: Padded<Gate>,
     space: Padded<Gate>,
 }
@@ -115,93 +117,108 @@ pub(crate) struct Counts {
 impl Counts {
     pub(crate) fn new(bounded: bool) -> Counts {
         Counts {
-            queued_one: if bounded { QUEUED_ONE } else { 0 },
+            bounded,
             ..Counts::default()
         }
     }
 
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        let word = self.word.load(Ordering::SeqCst);
-        Snapshot {
-            queued: queued_of(word),
-            active: active_of(word),
-        }
+    /// Tasks accepted and not yet settled (see the module docs for why
+    /// this never under-counts).
+    pub(crate) fn active(&self) -> usize {
+        let settled = self.settled.load(Ordering::SeqCst);
+        self.active_given(settled) as usize
     }
 
-    /// Counts one more queued task, unless `capacity` tasks are queued
-    /// already. Returns the counts as they were before.
-    pub(crate) fn try_reserve(&self, capacity: Option<usize>) -> Result<Snapshot, Full> {
-        let before = match capacity {
-            None => self.word.fetch_add(self.queued_one + ACTIVE_ONE, Ordering::SeqCst),
-            Some(capacity) => {
-                let mut current = self.word.load(Ordering::Relaxed);
-                loop {
-                    if queued_of(current) >= capacity {
-                        return Err(Full);
-                    }
-                    match self.word.compare_exchange_weak(
-                        current,
-                        current + self.queued_one + ACTIVE_ONE,
-                        Ordering::SeqCst,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(before) => break before,
-                        Err(now) => current = now,
-                    }
+    fn active_given(&self, settled: u64) -> u64 {
+        let withdrawn = self.withdrawn.load(Ordering::SeqCst);
+        let issued = self.issued.load(Ordering::SeqCst);
+        issued.saturating_sub(withdrawn).saturating_sub(settled)
+    }
+
+    /// Tasks waiting for a slot; `None` when the queue is unbounded (and
+    /// the count is not kept).
+    pub(crate) fn queued(&self) -> Option<usize> {
+        self.bounded
+            .then(|| self.queued.load(Ordering::Acquire) as usize)
+    }
+
+    /// Counts one more task, unless `capacity` tasks are queued already, and
+    /// returns its id (ids start at 1).
+    pub(crate) fn try_reserve(&self, capacity: Option<usize>) -> Result<u64, Full> {
+        if let Some(capacity) = capacity {
+            let mut current = self.queued.load(Ordering::Relaxed);
+            loop {
+                if current as usize >= capacity {
+                    return Err(Full);
+                }
+                match self.queued.compare_exchange_weak(
+                    current,
+                    current + 1,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(now) => current = now,
                 }
             }
-        };
-        debug_assert!(active_of(before) < HALF as usize, "too many tasks at once");
-        Ok(Snapshot {
-            queued: queued_of(before),
-            active: active_of(before),
-        })
+        }
+        // Relaxed: the task reaches a worker through the channel, which
+        // orders this before the worker's settle.
+        Ok(self.issued.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
-    /// Takes back a reservation whose task was never accepted.
+    /// Takes back a reservation whose task was never accepted (its id stays
+    /// used).
     pub(crate) fn unreserve(&self) {
-        self.leave_queue(ACTIVE_ONE);
+        self.withdrawn.fetch_add(1, Ordering::SeqCst);
+        self.leave_queue();
+        if self.active_given(self.settled.load(Ordering::SeqCst)) <= WAKE_AT {
+            self.idle.notify(true);
+        }
     }
 
     /// A queued task started running.
     pub(crate) fn started(&self) {
-        if self.queued_one != 0 {
-            self.leave_queue(0);
+        self.leave_queue();
+    }
+
+    /// A task is settled: it will never run again, and its closure and
+    /// (unless a handle will take it) its result are dropped.
+    pub(crate) fn settled(&self) {
+        let settled = self.settled.fetch_add(1, Ordering::SeqCst) + 1;
+        // Only a waiter can care, and only once `active` is down to 1: the
+        // loads of the other counters (other threads' lines) happen only
+        // while someone waits.
+        if self.idle.waiters.load(Ordering::SeqCst) > 0 && self.active_given(settled) <= WAKE_AT {
+            self.idle.notify(true);
         }
     }
 
     /// A queued task was cancelled and is settled.
     pub(crate) fn cancelled_queued(&self) {
-        self.leave_queue(ACTIVE_ONE);
+        self.leave_queue();
+        self.settled();
     }
 
-    /// A running task is settled.
-    pub(crate) fn finished(&self) {
-        self.word.fetch_sub(ACTIVE_ONE, Ordering::SeqCst);
-        self.idle.notify(true);
-    }
-
-    fn leave_queue(&self, also: u64) {
-        self.word.fetch_sub(self.queued_one + also, Ordering::SeqCst);
-        if self.queued_one != 0 {
+    fn leave_queue(&self) {
+        if self.bounded {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
             self.space.notify(false);
         }
-        if also != 0 {
-            self.idle.notify(true);
-        }
     }
 
-    /// Waits until at most `target` tasks are active, or `deadline` passes.
+    /// Waits until at most `target` (0 or 1) tasks are active, or
+    /// `deadline` passes.
     pub(crate) fn wait_active_at_most(&self, target: usize, deadline: Option<Instant>) -> bool {
-        self.idle
-            .wait_until(deadline, || self.snapshot().active <= target)
+        debug_assert!(target as u64 <= WAKE_AT);
+        self.idle.wait_until(deadline, || self.active() <= target)
     }
 
     /// Waits until fewer than `capacity` tasks are queued or `closing` is
     /// set; returns false if it returned because of `closing`.
     pub(crate) fn wait_for_space(&self, capacity: usize, closing: &AtomicBool) -> bool {
         self.space.wait_until(None, || {
-            closing.load(Ordering::SeqCst) || self.snapshot().queued < capacity
+            closing.load(Ordering::SeqCst) || self.queued.load(Ordering::SeqCst) < capacity as u64
         });
         !closing.load(Ordering::SeqCst)
     }
@@ -218,34 +235,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reserve_start_finish_round_trip() {
+    fn reserve_start_settle_round_trip() {
         let counts = Counts::new(true);
-        assert_eq!(counts.try_reserve(None).ok().unwrap().active, 0);
-        assert_eq!(counts.try_reserve(None).ok().unwrap().queued, 1);
-        assert_eq!(
-            counts.snapshot(),
-            Snapshot {
-                queued: 2,
-                active: 2
-            }
-        );
+        assert!(counts.try_reserve(Some(10)).is_ok());
+        assert!(counts.try_reserve(Some(10)).is_ok());
+        assert_eq!((counts.queued(), counts.active()), (Some(2), 2));
         counts.started();
-        assert_eq!(
-            counts.snapshot(),
-            Snapshot {
-                queued: 1,
-                active: 2
-            }
-        );
+        assert_eq!((counts.queued(), counts.active()), (Some(1), 2));
         counts.cancelled_queued();
-        counts.finished();
-        assert_eq!(
-            counts.snapshot(),
-            Snapshot {
-                queued: 0,
-                active: 0
-            }
-        );
+        counts.settled();
+        assert_eq!((counts.queued(), counts.active()), (Some(0), 0));
     }
 
     #[test]
@@ -258,13 +257,16 @@ mod tests {
     }
 
     #[test]
-    fn unbounded_counts_only_active() {
+    fn unbounded_counts_no_queue() {
         let counts = Counts::new(false);
         let _ = counts.try_reserve(None);
         counts.started();
-        assert_eq!(counts.snapshot(), Snapshot { queued: 0, active: 1 });
-        counts.finished();
-        assert_eq!(counts.snapshot(), Snapshot { queued: 0, active: 0 });
+        assert_eq!((counts.queued(), counts.active()), (None, 1));
+        counts.settled();
+        assert_eq!(counts.active(), 0);
+        let _ = counts.try_reserve(None);
+        counts.unreserve();
+        assert_eq!(counts.active(), 0);
     }
 
     #[test]

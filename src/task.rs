@@ -122,13 +122,6 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    fn new(id: TaskId) -> Header {
-        Header {
-            id,
-            state: AtomicU32::new(QUEUED),
-        }
-    }
-
     pub(crate) fn id(&self) -> TaskId {
         self.id
     }
@@ -159,21 +152,26 @@ impl Header {
             }
             // Other flags may change under us (a cancel request, a detach):
             // keep them, change only the phase.
-            match self
-                .state
-                .compare_exchange_weak(current, current | to, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            match self.state.compare_exchange_weak(
+                current,
+                current | to,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return true,
                 Err(now) => current = now,
             }
         }
     }
 
-    /// RUNNING → FINISHED (one OR: FINISHED is RUNNING with one more bit), by the owner
-    /// once the closure has returned.
-    pub(crate) fn mark_finished(&self) {
-        debug_assert_eq!(self.phase(), RUNNING);
-        self.state.fetch_or(RUNNING ^ FINISHED, Ordering::Release);
+    /// RUNNING → FINISHED (one OR: FINISHED is RUNNING with one more bit), by
+    /// the owner once the closure has returned. Returns whether the handle
+    /// is gone (then nobody will ever look for the result: the owner drops
+    /// it and need not publish).
+    pub(crate) fn mark_finished(&self) -> bool {
+        let before = self.state.fetch_or(RUNNING ^ FINISHED, Ordering::AcqRel);
+        debug_assert_eq!(before & PHASE, RUNNING);
+        before & DETACHED != 0
     }
 
     pub(crate) fn is_queued(&self) -> bool {
@@ -275,9 +273,13 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    pub(crate) fn new(id: TaskId, f: F) -> Task<F, T> {
+    /// A task holding `f`; `detached` when no handle will ever exist.
+    pub(crate) fn new(id: TaskId, f: F, detached: bool) -> Task<F, T> {
         Task {
-            header: Header::new(id),
+            header: Header {
+                id,
+                state: AtomicU32::new(if detached { DETACHED } else { QUEUED }),
+            },
             cell: UnsafeCell::new(Stage::Pending(f)),
         }
     }
@@ -329,7 +331,11 @@ where
         match panic::drop_caught(result) {
             Ok(()) => true,
             Err(message) => {
-                log::error!("{}: dropping its result panicked: {}", self.header.id, message);
+                log::error!(
+                    "{}: dropping its result panicked: {}",
+                    self.header.id,
+                    message
+                );
                 false
             }
         }
@@ -438,7 +444,10 @@ where
     }
 
     fn take(&self) -> Result<T, TaskError> {
-        assert!(self.header.is_published(), "take before the result is published");
+        assert!(
+            self.header.is_published(),
+            "take before the result is published"
+        );
         // SAFETY: PUBLISHED is set (acquire) and the handle, our caller, is
         // not detached: the owner is done with the cell and it is ours.
         match unsafe { self.replace(Stage::Taken) } {
@@ -490,7 +499,10 @@ impl<'a, T> HandleCore<'a, T> {
     }
 
     pub(crate) fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.task.wait(&self.shared.join_signal, Instant::now().checked_add(timeout))
+        self.task.wait(
+            &self.shared.join_signal,
+            Instant::now().checked_add(timeout),
+        )
     }
 
     pub(crate) fn join(mut self) -> Result<T, TaskError> {

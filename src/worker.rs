@@ -43,7 +43,6 @@ pub(crate) enum Message {
 
 /// One worker's view to the outside: the task it runs now (0 when none),
 /// for `running()` and for close; and its counters, for `stats()`.
-#[derive(Default)]
 pub(crate) struct Slot {
     current: AtomicU64,
     pub(crate) counters: StatCounters,
@@ -98,8 +97,12 @@ impl Shared {
             return Ok(());
         }
         let index = workers.slots.len();
-        let slot = Arc::new(Padded(Slot::default()));
-        let mut builder = thread::Builder::new().name(format!("{}-{}", self.config.thread_name, index));
+        let slot = Arc::new(Padded(Slot {
+            current: AtomicU64::new(0),
+            counters: StatCounters::default(),
+        }));
+        let mut builder =
+            thread::Builder::new().name(format!("{}-{}", self.config.thread_name, index));
         if let Some(size) = self.config.stack_size {
             builder = builder.stack_size(size);
         }
@@ -113,8 +116,13 @@ impl Shared {
                     slot: Arc::clone(&slot),
                 });
                 workers.slots.push(slot);
-                self.threads_started.store(workers.slots.len(), Ordering::Release);
-                log::trace!("started worker thread {}-{}", self.config.thread_name, index);
+                self.threads_started
+                    .store(workers.slots.len(), Ordering::Release);
+                log::trace!(
+                    "started worker thread {}-{}",
+                    self.config.thread_name,
+                    index
+                );
                 Ok(())
             }
             Err(error) => {
@@ -170,20 +178,22 @@ impl Shared {
     /// slot, registry, the active count, and last the result.
     ///
     /// A result nobody will take is dropped before the task stops counting
-    /// as active (a scoped result may borrow from the scope). The result is
-    /// published after, so that a caller who joined the task and then reads
-    /// the stats sees the task counted and no longer running.
+    /// as active (a scoped result may borrow from the scope). A result a
+    /// handle will take is published after, so that a caller who joined the
+    /// task and then reads the stats sees the task counted and no longer
+    /// running.
     pub(crate) fn execute(&self, job: Arc<dyn Job>, worker: Option<(&Slot, &mut Removals)>) {
         let id = job.header().id();
         log::trace!("{id} started");
         let mut outcome = {
-            let _entered = current::enter(Arc::clone(&job), self.key());
+            let _entered = current::enter(job.header(), self.key());
             job.run()
         };
-        if !job.drop_orphaned_result() {
+        let detached = job.header().mark_finished();
+        if detached && !job.drop_orphaned_result() {
             outcome = Outcome::Panicked;
         }
-        job.header().mark_finished();
+        log::trace!("{id} finished: {outcome:?}");
         match worker {
             Some((slot, removals)) => {
                 slot.counters.record_own(outcome);
@@ -195,9 +205,8 @@ impl Shared {
                 self.registry.remove(id);
             }
         }
-        log::trace!("{id} finished: {outcome:?}");
-        self.counts.finished();
-        if !job.publish(&self.join_signal) {
+        self.counts.settled();
+        if !detached && !job.publish(&self.join_signal) {
             // The handle was dropped just as the task finished, and
             // dropping the result it left behind panicked.
             self.stats.record(Outcome::Panicked);
@@ -229,16 +238,24 @@ impl Shared {
                 // disconnected and an unbounded send cannot fail.
                 let _ = self.sender.send(Message::Exit);
             }
-            let (keep, join): (Vec<Entry>, Vec<Entry>) =
-                std::mem::take(&mut workers.threads).into_iter().partition(|entry| {
-                    entry.thread.thread().id() == me || entry.slot.task().is_some_and(|id| leave_running.contains(&id))
+            let (keep, join): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut workers.threads)
+                .into_iter()
+                .partition(|entry| {
+                    entry.thread.thread().id() == me
+                        || entry
+                            .slot
+                            .task()
+                            .is_some_and(|id| leave_running.contains(&id))
                 });
             workers.threads = keep;
             join
         };
         for entry in to_join {
             if entry.thread.join().is_err() {
-                log::error!("a worker thread of {} ended with a panic", self.config.thread_name);
+                log::error!(
+                    "a worker thread of {} ended with a panic",
+                    self.config.thread_name
+                );
             }
         }
     }

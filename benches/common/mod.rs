@@ -18,6 +18,7 @@ pub trait Pool: Sync {
     fn shutdown(self);
 }
 
+/// `spawn`, dropping the handle (the task is detached).
 pub struct Taskwarden(pub taskwarden::TaskManager);
 
 impl Pool for Taskwarden {
@@ -28,6 +29,25 @@ impl Pool for Taskwarden {
     fn submit<F: FnOnce() + Send + 'static>(&self, job: F) {
         // The handle is dropped: the task is detached, like the others' jobs.
         drop(self.0.spawn(job).ok().expect("open"));
+    }
+    fn wait(&self) {
+        self.0.drain();
+    }
+    fn shutdown(self) {
+        self.0.close();
+    }
+}
+
+/// `spawn_detached`: no handle at all, like the peers' `execute`.
+pub struct TaskwardenDetached(pub taskwarden::TaskManager);
+
+impl Pool for TaskwardenDetached {
+    const NAME: &'static str = "taskwarden-detached";
+    fn new(threads: usize) -> Self {
+        TaskwardenDetached(taskwarden::TaskManager::new(threads))
+    }
+    fn submit<F: FnOnce() + Send + 'static>(&self, job: F) {
+        self.0.spawn_detached(job).ok().expect("open");
     }
     fn wait(&self) {
         self.0.drain();
@@ -60,7 +80,11 @@ pub struct RustyPool(rusty_pool::ThreadPool);
 impl Pool for RustyPool {
     const NAME: &'static str = "rusty_pool";
     fn new(threads: usize) -> Self {
-        RustyPool(rusty_pool::ThreadPool::new(threads, threads, std::time::Duration::from_secs(60)))
+        RustyPool(rusty_pool::ThreadPool::new(
+            threads,
+            threads,
+            std::time::Duration::from_secs(60),
+        ))
     }
     fn submit<F: FnOnce() + Send + 'static>(&self, job: F) {
         self.0.execute(job);
@@ -109,7 +133,10 @@ impl Pool for RayonSpawn {
     const NAME: &'static str = "rayon-spawn";
     fn new(threads: usize) -> Self {
         RayonSpawn {
-            pool: rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap(),
+            pool: rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap(),
             latch: Arc::default(),
         }
     }
