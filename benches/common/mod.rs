@@ -28,7 +28,7 @@ impl Pool for Taskwarden {
     }
     fn submit<F: FnOnce() + Send + 'static>(&self, job: F) {
         // The handle is dropped: the task is detached, like the others' jobs.
-        drop(self.0.spawn(job).ok().expect("open"));
+        drop(self.0.spawn(job).expect("open"));
     }
     fn wait(&self) {
         self.0.drain();
@@ -47,7 +47,7 @@ impl Pool for TaskwardenDetached {
         TaskwardenDetached(taskwarden::TaskManager::new(threads))
     }
     fn submit<F: FnOnce() + Send + 'static>(&self, job: F) {
-        self.0.spawn_detached(job).ok().expect("open");
+        self.0.spawn_detached(job).expect("open");
     }
     fn wait(&self) {
         self.0.drain();

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Turns criterion's results (and benches/memory.rs's JSON) into a markdown
+table and an SVG bar chart. No dependencies beyond the standard library."""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+from datetime import date
+
+FLOOR = "floor (raw channel)"
+OURS = ("taskwarden", "taskwarden-detached", "taskwarden-scope")
+
+
+def load_groups(root):
+    """{group: {bench: (median_ns, elements)}} from target/criterion."""
+    groups = {}
+    for dirpath, _dirs, files in os.walk(root):
+        if "estimates.json" not in files or os.path.basename(dirpath) != "new":
+            continue
+        with open(os.path.join(dirpath, "estimates.json")) as f:
+            median = json.load(f)["median"]["point_estimate"]
+        with open(os.path.join(dirpath, "benchmark.json")) as f:
+            meta = json.load(f)
+        elements = (meta.get("throughput") or {}).get("Elements", 1)
+        groups.setdefault(meta["group_id"], {})[meta["function_id"]] = (median, elements)
+    return groups
+
+
+def fmt_time(ns):
+    if ns >= 1e9:
+        return f"{ns / 1e9:.2f} s"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.1f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.1f} µs"
+    return f"{ns:.0f} ns"
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    return f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}, {rustc}"
+
+
+def table(groups, memory):
+    lines = [f"Measured {date.today()} on {machine()}.", ""]
+    lines.append("Medians of criterion's samples; `vs floor` is the time over the raw crossbeam "
+                 "pool's, `vs best peer` over the fastest of threadpool, rusty_pool and rayon "
+                 "(below 1.00 means faster).")
+    lines.append("")
+    lines.append("| workload | pool | median | per task | vs floor | vs best peer |")
+    lines.append("| --- | --- | ---: | ---: | ---: | ---: |")
+    for group in sorted(groups):
+        benches = groups[group]
+        floor = benches.get(FLOOR, (None,))[0]
+        peers = [t for name, (t, _) in benches.items() if name not in OURS and name != FLOOR]
+        best_peer = min(peers) if peers else None
+        for name, (median, elements) in sorted(benches.items(), key=lambda kv: kv[1][0]):
+            per_task = fmt_time(median / elements) if elements > 1 else ""
+            vs_floor = f"{median / floor:.2f}" if floor else ""
+            vs_peer = f"{median / best_peer:.2f}" if best_peer and name in OURS else ""
+            shown = f"**{name}**" if name in OURS else name
+            lines.append(f"| {group} | {shown} | {fmt_time(median)} | {per_task} | {vs_floor} | {vs_peer} |")
+    if memory:
+        lines += ["", "| memory | W1 peak RSS | bytes per queued empty task |", "| --- | ---: | ---: |"]
+        for row in memory:
+            lines.append(f"| {row['pool']} | {row['w1_peak_kib'] / 1024:.1f} MiB | {row['queued_task_bytes']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def svg(groups):
+    """One row of bars per workload: time relative to the floor (or to the
+    slowest bar where there is no floor), taskwarden highlighted."""
+    rows = []
+    for group in sorted(groups):
+        benches = groups[group]
+        base = benches.get(FLOOR, (max(t for t, _ in benches.values()),))[0]
+        rows.append((group, sorted(((n, t / base) for n, (t, _) in benches.items()), key=lambda x: x[1])))
+    bar_h, gap, left, width = 14, 26, 250, 420
+    height = sum(len(bars) * bar_h + gap for _, bars in rows) + 40
+    scale = width / max(max(r for _, r in bars) for _, bars in rows)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 90}" height="{height}" '
+           'font-family="sans-serif" font-size="11">',
+           '<rect width="100%" height="100%" fill="white"/>',
+           f'<text x="10" y="18" font-size="13" font-weight="bold">Time relative to the raw-channel floor '
+           '(shorter is faster)</text>']
+    y = 34
+    for group, bars in rows:
+        out.append(f'<text x="10" y="{y + 10}" font-weight="bold">{group}</text>')
+        y += 14
+        for name, ratio in bars:
+            colour = "#d9480f" if name in OURS else ("#868e96" if name == FLOOR else "#4c6ef5")
+            out.append(f'<text x="{left - 6}" y="{y + 10}" text-anchor="end">{name}</text>')
+            out.append(f'<rect x="{left}" y="{y}" width="{ratio * scale:.1f}" height="{bar_h - 3}" fill="{colour}"/>')
+            out.append(f'<text x="{left + ratio * scale + 4:.1f}" y="{y + 10}">{ratio:.2f}×</text>')
+            y += bar_h
+        y += gap - 14
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--criterion", default="target/criterion")
+    parser.add_argument("--memory", default="target/memory.json")
+    parser.add_argument("--markdown", default="docs/bench.md")
+    parser.add_argument("--svg", default="docs/bench.svg")
+    args = parser.parse_args()
+    groups = load_groups(args.criterion)
+    memory = json.load(open(args.memory)) if os.path.exists(args.memory) else []
+    with open(args.markdown, "w") as f:
+        f.write(table(groups, memory))
+    with open(args.svg, "w") as f:
+        f.write(svg(groups))
+
+
+if __name__ == "__main__":
+    main()
