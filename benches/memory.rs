@@ -84,11 +84,28 @@ fn main() {
     }
     let me = std::env::current_exe().expect("own path");
     let run = |name: &str, mode: &str| -> f64 {
-        let output = Command::new(&me).args(["--child", name, mode]).output().expect("child runs");
-        assert!(output.status.success(), "{name} {mode}: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).trim().parse().expect("a number")
+        let output = Command::new(&me)
+            .args(["--child", name, mode])
+            .output()
+            .expect("child runs");
+        assert!(
+            output.status.success(),
+            "{name} {mode}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .expect("a number")
     };
-    let names = ["floor", "taskwarden", "taskwarden-detached", "threadpool", "rusty_pool", "rayon-spawn"];
+    let names = [
+        "floor",
+        "taskwarden",
+        "taskwarden-detached",
+        "threadpool",
+        "rusty_pool",
+        "rayon-spawn",
+    ];
     let mut json = Vec::new();
     println!("| pool | W1 peak RSS (MiB) | bytes per queued empty task |");
     println!("| --- | ---: | ---: |");

@@ -27,8 +27,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use crossbeam_channel::TryRecvError;
-
 use crate::current;
 use crate::manager::{Shared, StatCounters};
 use crate::padded::Padded;
@@ -137,17 +135,9 @@ impl Shared {
         let _count = ThreadCount(self);
         let mut removals = Removals::new();
         loop {
-            let message = match self.receiver.try_recv() {
+            let message = match self.receiver.recv() {
                 Ok(message) => message,
-                Err(TryRecvError::Empty) => {
-                    // About to sleep: leave the registry tidy first.
-                    removals.flush(&self.registry);
-                    match self.receiver.recv() {
-                        Ok(message) => message,
-                        Err(_) => break,
-                    }
-                }
-                Err(TryRecvError::Disconnected) => break,
+                Err(_) => break,
             };
             match message {
                 Message::Run(job) => self.process(job, slot, &mut removals),
