@@ -29,12 +29,21 @@ pub(crate) fn take_message(payload: Box<dyn Any + Send>) -> String {
     } else {
         "Box<dyn Any> (a non-string panic payload)".to_owned()
     };
-    if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        // The payload's destructor panicked. Dropping that second payload
-        // could panic again, without end: leak it instead.
-        std::mem::forget(second);
-    }
+    drop_payload(payload);
     message
+}
+
+/// Drops a panic payload whose destructor may itself panic. The payload of
+/// that second panic is dropped the same way, a few times over; a payload
+/// chain that never ends is leaked rather than allowed to unwind.
+fn drop_payload(mut payload: Box<dyn Any + Send>) {
+    for _ in 0..8 {
+        match catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            Ok(()) => return,
+            Err(next) => payload = next,
+        }
+    }
+    std::mem::forget(payload);
 }
 
 #[cfg(test)]

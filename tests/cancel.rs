@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{wait_for, watchdog, Gate};
+use common::{scaled, wait_for, watchdog, Gate};
 use taskwarden::{TaskError, TaskManager};
 
 #[test]
@@ -153,11 +153,7 @@ fn cancel_racing_start_settles_each_task_once() {
         let manager = TaskManager::new(2);
         let ran = Arc::new(AtomicUsize::new(0));
         let mut cancelled = 0;
-        let rounds = if cfg!(debug_assertions) {
-            2_000
-        } else {
-            10_000
-        };
+        let rounds = scaled(if cfg!(debug_assertions) { 2_000 } else { 10_000 });
         for _ in 0..rounds {
             let r = ran.clone();
             let handle = manager

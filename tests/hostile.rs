@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{wait_for, watchdog, Gate};
+use common::{scaled, wait_for, watchdog, Gate};
 use taskwarden::{SpawnErrorKind, TaskError, TaskManager};
 
 #[test]
@@ -207,7 +207,7 @@ fn cancel_racing_completion_ten_thousand_times() {
         let manager = Arc::new(TaskManager::new(2));
         let ran = Arc::new(AtomicUsize::new(0));
         let (mut ok, mut cancelled) = (0, 0);
-        for _ in 0..10_000 {
+        for _ in 0..scaled(10_000) {
             let r = ran.clone();
             let handle = Arc::new(
                 manager
@@ -231,7 +231,7 @@ fn cancel_racing_completion_ten_thousand_times() {
             ok,
             "ran exactly the tasks that joined Ok"
         );
-        assert_eq!(ok + cancelled, 10_000);
+        assert_eq!(ok + cancelled, scaled(10_000));
         let stats = manager.stats();
         assert_eq!(
             (stats.completed as usize, stats.cancelled as usize),
@@ -246,14 +246,15 @@ fn cancel_of_a_long_finished_id_after_a_million_spawns() {
         let manager = TaskManager::new(2);
         let first = manager.spawn_detached(|| ()).unwrap();
         let mut last = first;
-        for _ in 1..1_000_000 {
+        let spawns = scaled(1_000_000);
+        for _ in 1..spawns {
             last = manager.spawn_detached(|| ()).unwrap();
         }
         manager.drain();
-        assert_eq!(last.get(), 1_000_000);
+        assert_eq!(last.get() as usize, spawns);
         assert!(!manager.cancel(first));
         assert!(!manager.cancel(last));
-        assert_eq!(manager.stats().completed, 1_000_000);
+        assert_eq!(manager.stats().completed as usize, spawns);
         assert_eq!(manager.stats().cancelled, 0);
     });
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use common::{wait_for, watchdog, Concurrency, Gate};
+use common::{scaled, wait_for, watchdog, Concurrency, Gate};
 use taskwarden::{TaskError, TaskManager};
 
 #[test]
@@ -31,7 +31,7 @@ fn limit_is_reached_and_never_exceeded() {
                     .unwrap(),
             );
         }
-        for _ in 0..200 {
+        for _ in 0..scaled(200) {
             let seen = seen.clone();
             handles.push(
                 manager
@@ -135,7 +135,7 @@ fn ids_are_unique_increasing_and_start_at_one() {
         assert_eq!(first.id().get(), 1);
         assert_eq!(first.id().to_string(), "task-1");
         let mut last = first.id();
-        for _ in 0..100 {
+        for _ in 0..scaled(100) {
             let id = manager.spawn(|| ()).unwrap().id();
             assert!(id > last, "{id} after {last}");
             last = id;
@@ -162,7 +162,7 @@ fn ids_are_unique_increasing_and_start_at_one() {
                 assert!(all.insert(id), "duplicate {id}");
             }
         }
-        assert_eq!(all.len(), 2000);
+        assert_eq!(all.len(), 4 * scaled(500));
     });
 }
 

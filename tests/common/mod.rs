@@ -9,8 +9,18 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The longest any single test may take before it counts as hung.
-pub const LIMIT: Duration = Duration::from_secs(60);
+/// The longest any single test may take before it counts as hung (Miri
+/// interprets the code and its clock runs with the interpreter: far longer).
+pub const LIMIT: Duration = Duration::from_secs(if cfg!(miri) { 3_600 } else { 60 });
+
+/// `n` loop rounds natively, a few under Miri (where each round is slow).
+pub fn scaled(n: usize) -> usize {
+    if cfg!(miri) {
+        (n / 100).max(3)
+    } else {
+        n
+    }
+}
 
 /// Runs `body` on its own thread and fails the test if it does not finish
 /// within `LIMIT`. A panic in `body` is re-raised here.
