@@ -16,8 +16,8 @@ struct Current {
     manager: usize,
 }
 
-thread_local! {
-    static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
+crate::sync::thread_local_cell! {
+    static CURRENT: Cell<Option<Current>> = Cell::new(None);
 }
 
 /// Marks this thread as running the task whose header is `header` until the

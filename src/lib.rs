@@ -90,6 +90,8 @@
 #![warn(missing_docs)]
 
 mod builder;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod current;
 mod error;
 mod manager;
@@ -98,6 +100,7 @@ mod panic;
 mod registry;
 mod scope;
 mod state;
+mod sync;
 mod task;
 mod worker;
 

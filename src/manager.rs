@@ -23,18 +23,16 @@
 //! task returns.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
-use parking_lot::{Condvar, Mutex};
 
 use crate::builder::{Builder, Config};
 use crate::current;
 use crate::error::{CloseReport, SpawnError, SpawnErrorKind};
 use crate::registry::Registry;
 use crate::state::{Counts, Full};
+use crate::sync::{channel, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, Receiver, Sender};
 use crate::task::{Completion, HandleCore, Job, JoinSignal, Outcome, Task, TaskHandle, TaskId};
 use crate::worker::{Message, Workers};
 
@@ -403,7 +401,7 @@ impl TaskManager {
     }
 
     pub(crate) fn from_config(config: Config) -> TaskManager {
-        let (sender, receiver) = crossbeam_channel::unbounded();
+        let (sender, receiver) = channel();
         let bounded = config.queue_capacity.is_some();
         log::debug!(
             "starting task manager {}: max_tasks {}, close timeout {:?}, queue capacity {:?}",

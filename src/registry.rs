@@ -25,15 +25,14 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
 use crate::padded::Padded;
+use crate::sync::{AtomicBool, Mutex, Ordering};
 use crate::task::{Job, TaskId};
 
-const SHARDS: usize = 16;
+/// Fewer under loom, where every lock is a branch point of the model.
+const SHARDS: usize = if cfg!(loom) { 2 } else { 16 };
 const BLOCK: u64 = 64;
 
 /// Block numbers are dense: spread their bits with one multiplication

@@ -38,17 +38,16 @@
 //! A waiter registers in a waiter count, then re-checks under its mutex
 //! before sleeping; a writer changes its count, then looks at the waiter
 //! count and, only if someone waits, takes the mutex to notify. On both
-//! sides the write and the read that follows it are `SeqCst`, so they are
-//! in one total order: with weaker orderings the writer could miss the new
-//! waiter while the waiter misses the new count (the store-buffer outcome),
-//! and the wake-up would be lost.
+//! sides a `SeqCst` fence separates the write from the read that follows:
+//! without it the writer could miss the new waiter while the waiter misses
+//! the new count (the store-buffer outcome), and the wake-up would be lost.
+//! (Fences rather than `SeqCst` accesses: the two are equivalent here, but
+//! loom only models the fences, and the loom models check this protocol.)
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex};
-
 use crate::padded::Padded;
+use crate::sync::{fence, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// The queue is at its capacity.
 pub(crate) struct Full;
@@ -61,11 +60,10 @@ struct Gate {
 }
 
 impl Gate {
-    /// Wakes the waiters after a count changed, if there are any. The
-    /// change must have been a `SeqCst` read-modify-write (see the module
-    /// docs).
+    /// Wakes the waiters after a count changed, if there are any.
     fn notify(&self, all: bool) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) > 0 {
             let _guard = self.lock.lock();
             if all {
                 self.cond.notify_all();
@@ -78,7 +76,8 @@ impl Gate {
     /// Waits until `done()` holds or `deadline` passes; returns `done()`.
     fn wait_until(&self, deadline: Option<Instant>, mut done: impl FnMut() -> bool) -> bool {
         let mut guard = self.lock.lock();
-        self.waiters.fetch_add(1, Ordering::SeqCst);
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
         let result = loop {
             if done() {
                 break true;
@@ -86,7 +85,7 @@ impl Gate {
             match deadline {
                 None => self.cond.wait(&mut guard),
                 Some(deadline) => {
-                    if self.cond.wait_until(&mut guard, deadline).timed_out() {
+                    if Instant::now() >= deadline || self.cond.wait_until(&mut guard, deadline).timed_out() {
                         break done();
                     }
                 }
@@ -125,13 +124,13 @@ impl Counts {
     /// Tasks accepted and not yet settled (see the module docs for why
     /// this never under-counts).
     pub(crate) fn active(&self) -> usize {
-        let settled = self.settled.load(Ordering::SeqCst);
+        let settled = self.settled.load(Ordering::Acquire);
         self.active_given(settled) as usize
     }
 
     fn active_given(&self, settled: u64) -> u64 {
-        let withdrawn = self.withdrawn.load(Ordering::SeqCst);
-        let issued = self.issued.load(Ordering::SeqCst);
+        let withdrawn = self.withdrawn.load(Ordering::Acquire);
+        let issued = self.issued.load(Ordering::Acquire);
         issued.saturating_sub(withdrawn).saturating_sub(settled)
     }
 
@@ -170,9 +169,9 @@ impl Counts {
     /// Takes back a reservation whose task was never accepted (its id stays
     /// used).
     pub(crate) fn unreserve(&self) {
-        self.withdrawn.fetch_add(1, Ordering::SeqCst);
+        self.withdrawn.fetch_add(1, Ordering::AcqRel);
         self.leave_queue();
-        if self.active_given(self.settled.load(Ordering::SeqCst)) <= WAKE_AT {
+        if self.active_given(self.settled.load(Ordering::Acquire)) <= WAKE_AT {
             self.idle.notify(true);
         }
     }
@@ -185,11 +184,12 @@ impl Counts {
     /// A task is settled: it will never run again, and its closure and
     /// (unless a handle will take it) its result are dropped.
     pub(crate) fn settled(&self) {
-        let settled = self.settled.fetch_add(1, Ordering::SeqCst) + 1;
+        let settled = self.settled.fetch_add(1, Ordering::AcqRel) + 1;
         // Only a waiter can care, and only once `active` is down to 1: the
         // loads of the other counters (other threads' lines) happen only
-        // while someone waits.
-        if self.idle.waiters.load(Ordering::SeqCst) > 0 && self.active_given(settled) <= WAKE_AT {
+        // while someone waits. The fence is the one `Gate::notify` has.
+        fence(Ordering::SeqCst);
+        if self.idle.waiters.load(Ordering::Relaxed) > 0 && self.active_given(settled) <= WAKE_AT {
             self.idle.notify(true);
         }
     }
@@ -202,7 +202,7 @@ impl Counts {
 
     fn leave_queue(&self) {
         if self.bounded {
-            self.queued.fetch_sub(1, Ordering::SeqCst);
+            self.queued.fetch_sub(1, Ordering::AcqRel);
             self.space.notify(false);
         }
     }
@@ -218,7 +218,7 @@ impl Counts {
     /// set; returns false if it returned because of `closing`.
     pub(crate) fn wait_for_space(&self, capacity: usize, closing: &AtomicBool) -> bool {
         self.space.wait_until(None, || {
-            closing.load(Ordering::SeqCst) || self.queued.load(Ordering::SeqCst) < capacity as u64
+            closing.load(Ordering::SeqCst) || self.queued.load(Ordering::Acquire) < capacity as u64
         });
         !closing.load(Ordering::SeqCst)
     }

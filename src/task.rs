@@ -42,19 +42,16 @@
 //! re-checks `PUBLISHED`; a publisher that sees `JOIN_WAITING` takes the
 //! mutex and wakes everyone waiting, who each re-check their own task.
 
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use parking_lot::{Condvar, Mutex};
 
 use crate::error::TaskError;
 use crate::manager::Shared;
 use crate::panic;
+use crate::sync::{AtomicU32, Condvar, Mutex, Ordering, UnsafeCell};
 
 /// The id of a task, unique within its manager.
 ///
@@ -301,7 +298,7 @@ where
     /// after, or the winner of the detach race).
     unsafe fn replace(&self, stage: Stage<F, T>) -> Stage<F, T> {
         // SAFETY: exclusive access is the caller's contract.
-        unsafe { std::mem::replace(&mut *self.cell.get(), stage) }
+        self.cell.with_mut(|cell| unsafe { std::mem::replace(&mut *cell, stage) })
     }
 
     /// Owner only: takes the closure out.

@@ -23,14 +23,14 @@
 //! running takes its exit message when the task returns.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 
 use crate::current;
 use crate::manager::{Shared, StatCounters};
 use crate::padded::Padded;
 use crate::registry::Removals;
+use crate::sync::thread::{self, JoinHandle};
+use crate::sync::{AtomicU64, Ordering};
 use crate::task::{Job, Outcome, TaskId};
 
 /// What travels through the manager's channel.

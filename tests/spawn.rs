@@ -145,7 +145,7 @@ fn ids_are_unique_increasing_and_start_at_one() {
             .map(|_| {
                 let manager = manager.clone();
                 std::thread::spawn(move || {
-                    (0..500)
+                    (0..scaled(500))
                         .map(|_| manager.spawn(|| ()).unwrap().id())
                         .collect::<Vec<_>>()
                 })

@@ -1,0 +1,213 @@
+//! loom models of the manager's core protocols, run against the real
+//! `TaskManager` with the stand-ins described in `sync`:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test --release --lib loom
+//! ```
+//!
+//! Each model is bounded (preemptions, and a manager of one or two slots)
+//! so that the whole run stays within minutes on two cores.
+
+use std::sync::atomic::AtomicUsize as StdCounter;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+use std::time::Duration;
+
+use loom::thread;
+
+use crate::{TaskError, TaskManager};
+
+/// Runs `body` under every interleaving loom explores with at most
+/// `LOOM_MAX_PREEMPTIONS` (default 3) preemptions, and says how many that
+/// was: a model that explores one interleaving proves nothing.
+fn model(body: impl Fn() + Sync + Send + 'static) {
+    let runs = Arc::new(StdCounter::new(0));
+    let counted = runs.clone();
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(3);
+    }
+    builder.check(move || {
+        counted.fetch_add(1, SeqCst);
+        body();
+    });
+    let runs = runs.load(SeqCst);
+    eprintln!("explored {runs} interleavings");
+    assert!(runs > 1, "the model explored a single interleaving");
+}
+
+/// Spawn racing close: the closure is rejected (and handed back), or
+/// accepted and then either run once or cancelled and named in the report.
+#[test]
+fn loom_spawn_racing_close() {
+    model(|| {
+        let manager = Arc::new(TaskManager::new(1));
+        let ran = Arc::new(StdCounter::new(0));
+        let spawner = {
+            let (manager, ran) = (manager.clone(), ran.clone());
+            thread::spawn(move || match manager.spawn(move || {
+                ran.fetch_add(1, SeqCst);
+            }) {
+                Ok(handle) => Some((handle.id(), handle.join())),
+                Err(rejected) => {
+                    assert!(rejected.is_closed());
+                    None
+                }
+            })
+        };
+        let report = manager.close_timeout(Duration::ZERO);
+        let outcome = spawner.join().unwrap();
+        let ran = ran.load(SeqCst);
+        match outcome {
+            None => {
+                assert_eq!(ran, 0);
+                assert!(report.cancelled.is_empty());
+            }
+            Some((_, Ok(()))) => assert_eq!(ran, 1),
+            Some((id, Err(TaskError::Cancelled))) => {
+                assert_eq!(ran, 0);
+                assert_eq!(report.cancelled, vec![id]);
+            }
+            Some((_, Err(other))) => panic!("{other}"),
+        }
+    });
+}
+
+/// Cancel racing the start and the completion of a task: exactly one final
+/// state, and the result is never lost.
+#[test]
+fn loom_cancel_racing_start_and_completion() {
+    model(|| {
+        let manager = TaskManager::new(1);
+        let ran = Arc::new(StdCounter::new(0));
+        let r = ran.clone();
+        let handle = Arc::new(
+            manager
+                .spawn(move || {
+                    r.fetch_add(1, SeqCst);
+                    7
+                })
+                .unwrap(),
+        );
+        let canceller = {
+            let handle = handle.clone();
+            thread::spawn(move || handle.cancel())
+        };
+        canceller.join().unwrap();
+        let handle = Arc::try_unwrap(handle).unwrap();
+        match handle.join() {
+            Ok(value) => {
+                assert_eq!(value, 7);
+                assert_eq!(ran.load(SeqCst), 1);
+            }
+            Err(TaskError::Cancelled) => assert_eq!(ran.load(SeqCst), 0),
+            Err(other) => panic!("{other}"),
+        }
+        manager.drain();
+        let stats = manager.stats();
+        assert_eq!(stats.completed + stats.cancelled, 1);
+        manager.close();
+    });
+}
+
+/// Drain racing a spawn made by the task it waits for: drain must not wake
+/// between the child's spawn and the parent's settle.
+#[test]
+fn loom_drain_racing_spawn() {
+    model(|| {
+        let manager = Arc::new(TaskManager::new(2));
+        let ran = Arc::new(StdCounter::new(0));
+        let (m, r) = (manager.clone(), ran.clone());
+        manager
+            .spawn(move || {
+                let child = r.clone();
+                m.spawn(move || {
+                    child.fetch_add(1, SeqCst);
+                })
+                .unwrap();
+                r.fetch_add(1, SeqCst);
+            })
+            .unwrap();
+        manager.drain();
+        assert_eq!(ran.load(SeqCst), 2);
+        manager.close();
+    });
+}
+
+/// Two closes at once: neither deadlocks, both return the same report.
+#[test]
+fn loom_two_concurrent_closes() {
+    model(|| {
+        let manager = Arc::new(TaskManager::new(1));
+        manager.spawn(|| ()).unwrap();
+        let other = {
+            let manager = manager.clone();
+            thread::spawn(move || manager.close_timeout(Duration::MAX))
+        };
+        let mine = manager.close_timeout(Duration::MAX);
+        let theirs = other.join().unwrap();
+        assert_eq!(mine, theirs);
+        assert!(mine.is_clean());
+    });
+}
+
+/// A handle dropped on a worker thread while its task finishes on the
+/// other: the result is dropped exactly once, by one side.
+#[test]
+fn loom_last_handle_dropped_on_a_worker() {
+    struct Counted(Arc<StdCounter>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+    model(|| {
+        let manager = TaskManager::new(2);
+        let drops = Arc::new(StdCounter::new(0));
+        let d = drops.clone();
+        let first = manager.spawn(move || Counted(d)).unwrap();
+        manager.spawn(move || drop(first)).unwrap();
+        manager.close_timeout(Duration::MAX);
+        assert_eq!(drops.load(SeqCst), 1);
+    });
+}
+
+/// A parent joining a child that has not started, on a manager of one
+/// slot: the parent runs it inline, racing the worker's dequeue of the same
+/// task and a cancel by id. The child runs at most once.
+#[test]
+fn loom_parent_joins_child_racing_cancel() {
+    model(|| {
+        let manager = Arc::new(TaskManager::new(1));
+        let ran = Arc::new(StdCounter::new(0));
+        let (m, r) = (manager.clone(), ran.clone());
+        let (ids, id_rx) = std::sync::mpsc::channel();
+        let parent = manager
+            .spawn(move || {
+                let child = m
+                    .spawn(move || {
+                        r.fetch_add(1, SeqCst);
+                    })
+                    .unwrap();
+                ids.send(child.id()).unwrap();
+                child.join()
+            })
+            .unwrap();
+        let child_id = loop {
+            if let Ok(id) = id_rx.try_recv() {
+                break id;
+            }
+            thread::yield_now();
+        };
+        let was_live = manager.cancel(child_id);
+        match parent.join().unwrap() {
+            Ok(()) => assert_eq!(ran.load(SeqCst), 1),
+            Err(TaskError::Cancelled) => {
+                assert!(was_live);
+                assert_eq!(ran.load(SeqCst), 0);
+            }
+            Err(other) => panic!("{other}"),
+        }
+        manager.close_timeout(Duration::MAX);
+    });
+}
