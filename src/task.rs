@@ -166,8 +166,16 @@ impl Header {
     /// is gone (then nobody will ever look for the result: the owner drops
     /// it and need not publish).
     pub(crate) fn mark_finished(&self) -> bool {
+        let now = self.state.load(Ordering::Acquire);
+        debug_assert_eq!(now & PHASE, RUNNING);
+        if now & DETACHED != 0 {
+            // No handle: nobody will set DETACHED or JOIN_WAITING any more,
+            // the phase is ours, and a CANCEL_REQUESTED racing in can be
+            // lost now that the task has returned. A plain store will do.
+            self.state.store(now | FINISHED, Ordering::Release);
+            return true;
+        }
         let before = self.state.fetch_or(RUNNING ^ FINISHED, Ordering::AcqRel);
-        debug_assert_eq!(before & PHASE, RUNNING);
         before & DETACHED != 0
     }
 
