@@ -90,10 +90,10 @@
 #![warn(missing_docs)]
 
 mod builder;
-#[cfg(all(test, loom))]
-mod loom_models;
 mod current;
 mod error;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod manager;
 mod padded;
 mod panic;

@@ -45,13 +45,15 @@ fn loom_spawn_racing_close() {
         let ran = Arc::new(StdCounter::new(0));
         let spawner = {
             let (manager, ran) = (manager.clone(), ran.clone());
-            thread::spawn(move || match manager.spawn(move || {
-                ran.fetch_add(1, SeqCst);
-            }) {
-                Ok(handle) => Some((handle.id(), handle.join())),
-                Err(rejected) => {
-                    assert!(rejected.is_closed());
-                    None
+            thread::spawn(move || {
+                match manager.spawn(move || {
+                    ran.fetch_add(1, SeqCst);
+                }) {
+                    Ok(handle) => Some((handle.id(), handle.join())),
+                    Err(rejected) => {
+                        assert!(rejected.is_closed());
+                        None
+                    }
                 }
             })
         };

@@ -26,13 +26,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use crate::builder::{Builder, Config};
 use crate::current;
 use crate::error::{CloseReport, SpawnError, SpawnErrorKind};
 use crate::registry::Registry;
 use crate::state::{Counts, Full};
-use crate::sync::{channel, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, Receiver, Sender};
+use crate::sync::{
+    channel, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, Receiver, Sender,
+};
 use crate::task::{Completion, HandleCore, Job, JoinSignal, Outcome, Task, TaskHandle, TaskId};
 use crate::worker::{Message, Workers};
 

@@ -85,7 +85,9 @@ impl Gate {
             match deadline {
                 None => self.cond.wait(&mut guard),
                 Some(deadline) => {
-                    if Instant::now() >= deadline || self.cond.wait_until(&mut guard, deadline).timed_out() {
+                    if Instant::now() >= deadline
+                        || self.cond.wait_until(&mut guard, deadline).timed_out()
+                    {
                         break done();
                     }
                 }

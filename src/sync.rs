@@ -141,7 +141,11 @@ mod model {
 
         /// No clock under loom: a passed deadline times out at once, any
         /// other wait is untimed.
-        pub(crate) fn wait_until<T>(&self, guard: &mut MutexGuard<'_, T>, deadline: Instant) -> WaitTimeoutResult {
+        pub(crate) fn wait_until<T>(
+            &self,
+            guard: &mut MutexGuard<'_, T>,
+            deadline: Instant,
+        ) -> WaitTimeoutResult {
             if Instant::now() >= deadline {
                 return WaitTimeoutResult(true);
             }

@@ -306,7 +306,8 @@ where
     /// after, or the winner of the detach race).
     unsafe fn replace(&self, stage: Stage<F, T>) -> Stage<F, T> {
         // SAFETY: exclusive access is the caller's contract.
-        self.cell.with_mut(|cell| unsafe { std::mem::replace(&mut *cell, stage) })
+        self.cell
+            .with_mut(|cell| unsafe { std::mem::replace(&mut *cell, stage) })
     }
 
     /// Owner only: takes the closure out.

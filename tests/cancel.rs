@@ -153,7 +153,11 @@ fn cancel_racing_start_settles_each_task_once() {
         let manager = TaskManager::new(2);
         let ran = Arc::new(AtomicUsize::new(0));
         let mut cancelled = 0;
-        let rounds = scaled(if cfg!(debug_assertions) { 2_000 } else { 10_000 });
+        let rounds = scaled(if cfg!(debug_assertions) {
+            2_000
+        } else {
+            10_000
+        });
         for _ in 0..rounds {
             let r = ran.clone();
             let handle = manager
