@@ -213,7 +213,8 @@ pub struct CloseReport {
     /// Tasks still running at the deadline: flagged as cancelled and left to
     /// finish on their own threads, ascending.
     pub abandoned: Vec<TaskId>,
-    /// Whether the deadline passed before every task finished.
+    /// Whether the deadline passed with work left: true exactly when
+    /// something was cancelled or abandoned.
     pub timed_out: bool,
     /// How long the close took.
     pub elapsed: Duration,

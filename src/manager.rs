@@ -296,10 +296,13 @@ impl Shared {
         leave_running.extend(me);
         self.stop_workers(&leave_running);
 
+        // A deadline that passed just as the last task settled left nothing
+        // behind: that close did not time out.
+        let timed_out = !cancelled.is_empty() || !abandoned.is_empty();
         let report = CloseReport {
             cancelled: cancelled.iter().map(|job| job.header().id()).collect(),
             abandoned,
-            timed_out: !finished,
+            timed_out,
             elapsed: started.elapsed(),
         };
         if report.timed_out {

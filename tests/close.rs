@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{wait_for, watchdog, Concurrency, Gate};
+use common::{hold_slot, spawn_sleepers, wait_for, watchdog, Concurrency, Gate};
 use taskwarden::{SpawnErrorKind, TaskError, TaskManager};
 
 /// Generous slack for "returns by the deadline": a loaded CI machine may
@@ -106,10 +106,7 @@ fn the_deadline_holds_against_a_task_that_ignores_cancellation() {
 fn queued_work_at_the_deadline_is_dropped_without_running() {
     watchdog(|| {
         let manager = TaskManager::new(1);
-        let release = Gate::new();
-        let r = release.clone();
-        let running = manager.spawn(move || r.wait()).unwrap();
-        wait_for("one running", || manager.running().len() == 1);
+        let (release, running) = hold_slot(&manager);
         let ran = Arc::new(AtomicUsize::new(0));
         let queued: Vec<_> = (0..5)
             .map(|_| {
@@ -138,10 +135,7 @@ fn queued_work_at_the_deadline_is_dropped_without_running() {
 fn close_is_idempotent() {
     watchdog(|| {
         let manager = TaskManager::new(1);
-        let release = Gate::new();
-        let r = release.clone();
-        manager.spawn(move || r.wait()).unwrap();
-        wait_for("running", || manager.running().len() == 1);
+        let (release, _held) = hold_slot(&manager);
         let first = manager.close_timeout(Duration::from_millis(10));
         release.open();
         let second = manager.close_timeout(common::LIMIT);
@@ -156,10 +150,7 @@ fn close_is_idempotent() {
 fn concurrent_closes_wait_for_the_first_and_share_its_report() {
     watchdog(|| {
         let manager = Arc::new(TaskManager::new(2));
-        let release = Gate::new();
-        let r = release.clone();
-        manager.spawn(move || r.wait()).unwrap();
-        wait_for("running", || manager.running().len() == 1);
+        let (release, _held) = hold_slot(&manager);
         let start = Arc::new(Barrier::new(5));
         let closers: Vec<_> = (0..4)
             .map(|_| {
@@ -189,10 +180,7 @@ fn concurrent_closes_wait_for_the_first_and_share_its_report() {
 fn zero_timeout_closes_at_once_and_max_timeout_waits() {
     watchdog(|| {
         let manager = TaskManager::new(1);
-        let release = Gate::new();
-        let r = release.clone();
-        let running = manager.spawn(move || r.wait()).unwrap();
-        wait_for("running", || manager.running().len() == 1);
+        let (release, running) = hold_slot(&manager);
         let queued = manager.spawn(|| ()).unwrap();
         let start = Instant::now();
         let report = manager.close_timeout(Duration::ZERO);
@@ -202,16 +190,7 @@ fn zero_timeout_closes_at_once_and_max_timeout_waits() {
         release.open();
 
         let manager = TaskManager::new(2);
-        let done = Arc::new(AtomicUsize::new(0));
-        for _ in 0..4 {
-            let done = done.clone();
-            manager
-                .spawn(move || {
-                    std::thread::sleep(Duration::from_millis(20));
-                    done.fetch_add(1, Ordering::SeqCst);
-                })
-                .unwrap();
-        }
+        let done = spawn_sleepers(&manager, 4, Duration::from_millis(20));
         assert!(manager.close_timeout(Duration::MAX).is_clean());
         assert_eq!(done.load(Ordering::SeqCst), 4);
     });
@@ -220,19 +199,10 @@ fn zero_timeout_closes_at_once_and_max_timeout_waits() {
 #[test]
 fn drop_closes_and_waits_for_the_work() {
     watchdog(|| {
-        let done = Arc::new(AtomicUsize::new(0));
-        {
+        let done = {
             let manager = TaskManager::new(2);
-            for _ in 0..6 {
-                let done = done.clone();
-                manager
-                    .spawn(move || {
-                        std::thread::sleep(Duration::from_millis(10));
-                        done.fetch_add(1, Ordering::SeqCst);
-                    })
-                    .unwrap();
-            }
-        }
+            spawn_sleepers(&manager, 6, Duration::from_millis(10))
+        };
         assert_eq!(done.load(Ordering::SeqCst), 6, "Drop waited for every task");
     });
 }

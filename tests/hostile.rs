@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{scaled, wait_for, watchdog, Gate};
+use common::{hold_slot, scaled, spawn_sleepers, wait_for, watchdog, Gate};
 use taskwarden::{SpawnErrorKind, TaskError, TaskManager};
 
 #[test]
@@ -46,16 +46,7 @@ fn close_from_inside_a_task_while_others_run() {
 fn the_last_reference_dropped_inside_a_task_with_work_queued() {
     watchdog(|| {
         let manager = Arc::new(TaskManager::new(2));
-        let ran = Arc::new(AtomicUsize::new(0));
-        for _ in 0..20 {
-            let ran = ran.clone();
-            manager
-                .spawn(move || {
-                    std::thread::sleep(Duration::from_millis(1));
-                    ran.fetch_add(1, Ordering::SeqCst);
-                })
-                .unwrap();
-        }
+        let ran = spawn_sleepers(&manager, 20, Duration::from_millis(1));
         let (tx, rx) = std::sync::mpsc::channel();
         let m = manager.clone();
         manager
@@ -95,10 +86,7 @@ impl Drop for CallsBack {
 fn closures_that_call_back_into_a_closing_manager_from_their_drop() {
     watchdog(|| {
         let manager = Arc::new(TaskManager::new(1));
-        let release = Gate::new();
-        let r = release.clone();
-        manager.spawn(move || r.wait()).unwrap();
-        wait_for("the slot taken", || manager.running().len() == 1);
+        let (release, _held) = hold_slot(&manager);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let queued: Vec<_> = (0..3)
             .map(|_| {
@@ -263,10 +251,7 @@ fn cancel_of_a_long_finished_id_after_a_million_spawns() {
 fn close_with_zero_and_with_max_timeouts() {
     watchdog(|| {
         let quick = TaskManager::new(2);
-        let release = Gate::new();
-        let r = release.clone();
-        let stuck = quick.spawn(move || r.wait()).unwrap();
-        wait_for("running", || quick.running().len() == 1);
+        let (release, stuck) = hold_slot(&quick);
         let start = Instant::now();
         let report = quick.close_timeout(Duration::ZERO);
         assert!(start.elapsed() < Duration::from_millis(750));

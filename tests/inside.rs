@@ -8,23 +8,14 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{watchdog, Gate};
+use common::{hold_slot, spawn_sleepers, watchdog, Gate};
 use taskwarden::TaskManager;
 
 #[test]
 fn close_from_inside_a_task_does_not_wait_for_itself() {
     watchdog(|| {
         let manager = Arc::new(TaskManager::new(3));
-        let done = Arc::new(AtomicUsize::new(0));
-        for _ in 0..4 {
-            let done = done.clone();
-            manager
-                .spawn(move || {
-                    std::thread::sleep(Duration::from_millis(10));
-                    done.fetch_add(1, Ordering::SeqCst);
-                })
-                .unwrap();
-        }
+        let done = spawn_sleepers(&manager, 4, Duration::from_millis(10));
         let m = manager.clone();
         let closer = manager
             .spawn(move || {
@@ -97,10 +88,7 @@ fn dropping_the_last_reference_inside_a_task_does_not_deadlock() {
 fn close_from_inside_with_others_still_running_abandons_them_at_the_deadline() {
     watchdog(|| {
         let manager = Arc::new(TaskManager::new(2));
-        let release = Gate::new();
-        let r = release.clone();
-        let stubborn = manager.spawn(move || r.wait()).unwrap();
-        common::wait_for("stubborn running", || manager.running().len() == 1);
+        let (release, stubborn) = hold_slot(&manager);
         let m = manager.clone();
         let closer = manager
             .spawn(move || m.close_timeout(Duration::from_millis(50)))

@@ -6,7 +6,7 @@ mod common;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use common::{wait_for, watchdog, Gate};
+use common::{hold_slot, watchdog};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use taskwarden::TaskManager;
 
@@ -67,10 +67,7 @@ fn a_close_deadline_is_logged_at_warn_level_naming_the_tasks() {
             .max_tasks(1)
             .start()
             .unwrap();
-        let release = Gate::new();
-        let r = release.clone();
-        let stubborn = manager.spawn(move || r.wait()).unwrap();
-        wait_for("running", || manager.running().len() == 1);
+        let (release, stubborn) = hold_slot(&manager);
         let queued = manager.spawn(|| ()).unwrap();
         manager.close_timeout(Duration::from_millis(10));
         release.open();

@@ -105,3 +105,36 @@ pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
         thread::sleep(Duration::from_micros(200));
     }
 }
+
+/// Spawns a task that holds one slot until the returned gate opens, and
+/// waits until it runs.
+pub fn hold_slot(manager: &taskwarden::TaskManager) -> (Gate, taskwarden::TaskHandle<()>) {
+    let gate = Gate::new();
+    let held = gate.clone();
+    let before = manager.running().len();
+    let handle = manager
+        .spawn(move || held.wait())
+        .expect("the manager is open");
+    wait_for("the held slot", || manager.running().len() > before);
+    (gate, handle)
+}
+
+/// Spawns `n` tasks that each sleep `each`, then count themselves in the
+/// returned counter.
+pub fn spawn_sleepers(
+    manager: &taskwarden::TaskManager,
+    n: usize,
+    each: std::time::Duration,
+) -> Arc<AtomicUsize> {
+    let done = Arc::new(AtomicUsize::new(0));
+    for _ in 0..n {
+        let done = done.clone();
+        manager
+            .spawn(move || {
+                thread::sleep(each);
+                done.fetch_add(1, Ordering::SeqCst);
+            })
+            .expect("the manager is open");
+    }
+    done
+}
