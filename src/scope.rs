@@ -24,7 +24,32 @@ use crate::task::{Completion, HandleCore, Job, ScopedHandle};
 /// A scope in which tasks may borrow from the enclosing stack; see
 /// [`TaskManager::scope`].
 ///
-/// Like `std::thread::Scope`, it is invariant in both lifetimes.
+/// Like `std::thread::Scope`, it is invariant in both lifetimes, and the
+/// borrow checker holds scoped tasks to the same rules as threads. Two
+/// tasks cannot both borrow the same data mutably:
+///
+/// ```compile_fail
+/// let mut data = vec![1];
+/// taskwarden::TaskManager::scope(2, |s| {
+///     s.spawn(|| data.push(2));
+///     s.spawn(|| data.push(3));
+/// });
+/// ```
+///
+/// and a handle cannot outlive its scope:
+///
+/// ```compile_fail
+/// let handle = taskwarden::TaskManager::scope(1, |s| s.spawn(|| 1));
+/// ```
+///
+/// nor can a task borrow something that dies before the scope ends:
+///
+/// ```compile_fail
+/// taskwarden::TaskManager::scope(1, |s| {
+///     let short_lived = String::from("gone");
+///     s.spawn(|| short_lived.len());
+/// });
+/// ```
 ///
 /// # Examples
 ///

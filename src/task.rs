@@ -677,7 +677,9 @@ impl<T> fmt::Debug for TaskHandle<T> {
 /// ```
 pub struct ScopedHandle<'scope, T> {
     core: HandleCore<'scope, T>,
-    _scope: PhantomData<&'scope ()>,
+    /// Invariant in `'scope`, like the scope itself, so that a handle
+    /// cannot be passed off as one with a shorter scope and escape it.
+    _scope: PhantomData<&'scope mut &'scope ()>,
 }
 
 impl<'scope, T> ScopedHandle<'scope, T> {
