@@ -66,6 +66,31 @@
 //! assert!(manager.spawn(|| ()).unwrap_err().is_closed());
 //! ```
 //!
+//! # Back-pressure, fire-and-forget, and a look inside
+//!
+//! A bounded queue ([`Builder::queue_capacity`]) makes [`TaskManager::spawn`]
+//! wait for room and [`TaskManager::try_spawn`] hand the closure back when
+//! there is none. [`TaskManager::spawn_detached`] queues a task without a
+//! handle. [`TaskManager::running`] and [`TaskManager::stats`] show what the
+//! manager is doing.
+//!
+//! ```
+//! use taskwarden::TaskManager;
+//!
+//! let manager = TaskManager::builder().max_tasks(2).queue_capacity(8).start().unwrap();
+//! for n in 0..20_u64 {
+//!     match manager.try_spawn(move || n * 2) {
+//!         Ok(_detached_by_drop) => {}
+//!         Err(full) => {
+//!             assert!(full.is_full());
+//!             manager.spawn_detached(full.into_inner()).unwrap(); // waits for room
+//!         }
+//!     }
+//! }
+//! manager.drain();
+//! assert_eq!(manager.stats().completed, 20);
+//! ```
+//!
 //! # Borrowing from the stack
 //!
 //! [`TaskManager::scope`] runs tasks that borrow local data and returns once
