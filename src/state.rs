@@ -189,8 +189,13 @@ impl Counts {
         let settled = self.settled.fetch_add(1, Ordering::AcqRel) + 1;
         // Only a waiter can care, and only once `active` is down to 1: the
         // loads of the other counters (other threads' lines) happen only
-        // while someone waits. The fence is the one `Gate::notify` has.
-        fence(Ordering::SeqCst);
+        // while someone waits.
+        //
+        // No fence here, on the path every task takes: an idle waiter makes
+        // a read-modify-write on `settled` itself after it registers (see
+        // `wait_active_at_most`). RMWs on one atomic are totally ordered: if
+        // ours comes first, the waiter's reads our count; if the waiter's
+        // comes first, ours reads from it and acquires its registration.
         if self.idle.waiters.load(Ordering::Relaxed) > 0 && self.active_given(settled) <= WAKE_AT {
             self.idle.notify(true);
         }
@@ -213,7 +218,12 @@ impl Counts {
     /// `deadline` passes.
     pub(crate) fn wait_active_at_most(&self, target: usize, deadline: Option<Instant>) -> bool {
         debug_assert!(target as u64 <= WAKE_AT);
-        self.idle.wait_until(deadline, || self.active() <= target)
+        self.idle.wait_until(deadline, || {
+            // The RMW `settled` relies on (see there): orders this check
+            // against every settle without a fence on the settle side.
+            self.settled.fetch_add(0, Ordering::AcqRel);
+            self.active() <= target
+        })
     }
 
     /// Waits until fewer than `capacity` tasks are queued or `closing` is
