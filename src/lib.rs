@@ -117,6 +117,7 @@
 mod builder;
 mod current;
 mod error;
+mod graveyard;
 #[cfg(all(test, loom))]
 mod loom_models;
 mod manager;

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use crate::builder::{Builder, Config};
 use crate::current;
 use crate::error::{CloseReport, SpawnError, SpawnErrorKind};
+use crate::graveyard::Graveyard;
 use crate::registry::Registry;
 use crate::state::{Counts, Full};
 use crate::sync::{
@@ -125,6 +126,7 @@ pub(crate) struct Shared {
     pub(crate) counts: Counts,
     pub(crate) join_signal: JoinSignal,
     pub(crate) registry: Registry,
+    pub(crate) graveyard: Graveyard,
     pub(crate) sender: Sender<Message>,
     pub(crate) receiver: Receiver<Message>,
     pub(crate) workers: Mutex<Workers>,
@@ -189,6 +191,9 @@ impl Shared {
                 log::warn!("could not start another worker thread, going on with fewer: {error}");
             }
         }
+        // Free the memory of tasks the workers are done with here, on the
+        // thread that allocates the next ones (see `graveyard`).
+        self.graveyard.free_one();
         let id = TaskId::new(raw_id).expect("task ids start at 1");
         let task = Arc::new(Task::new(id, f, detached));
         let registered = erase(Arc::clone(&task));
@@ -295,6 +300,7 @@ impl Shared {
         let mut leave_running = abandoned.clone();
         leave_running.extend(me);
         self.stop_workers(&leave_running);
+        self.graveyard.free_all();
 
         // A deadline that passed just as the last task settled left nothing
         // behind: that close did not time out.
@@ -420,6 +426,7 @@ impl TaskManager {
                 counts: Counts::new(bounded),
                 join_signal: JoinSignal::default(),
                 registry: Registry::new(),
+                graveyard: Graveyard::new(),
                 sender,
                 receiver,
                 workers: Mutex::new(Workers::default()),

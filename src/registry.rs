@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use crate::graveyard::Graveyard;
 use crate::padded::Padded;
 use crate::sync::{AtomicBool, Mutex, Ordering};
 use crate::task::{Job, TaskId};
@@ -201,18 +202,22 @@ impl Removals {
     }
 
     /// Notes a settled task; removes the batch once it is full.
-    pub(crate) fn push(&mut self, registry: &Registry, id: TaskId) {
+    pub(crate) fn push(&mut self, registry: &Registry, graveyard: &Graveyard, id: TaskId) {
         self.ids.push(id);
         if self.ids.len() >= Self::BATCH {
-            self.flush(registry);
+            self.flush(registry, graveyard);
         }
     }
 
-    /// Removes every noted task now.
-    pub(crate) fn flush(&mut self, registry: &Registry) {
+    /// Removes every noted task now, and leaves the registry's references to
+    /// them in the graveyard (see there).
+    pub(crate) fn flush(&mut self, registry: &Registry, graveyard: &Graveyard) {
         if !self.ids.is_empty() {
             registry.remove_all(&mut self.ids, &mut self.dropped);
-            self.dropped.clear();
+            graveyard.bury(std::mem::replace(
+                &mut self.dropped,
+                Vec::with_capacity(Self::BATCH),
+            ));
         }
     }
 }
@@ -244,10 +249,12 @@ mod tests {
             130
         );
         let mut removals = Removals::new();
+        let graveyard = Graveyard::new();
         for id in (1..=300).rev().step_by(2) {
-            removals.push(&registry, TaskId::new(id).unwrap());
+            removals.push(&registry, &graveyard, TaskId::new(id).unwrap());
         }
-        removals.flush(&registry);
+        removals.flush(&registry, &graveyard);
+        graveyard.free_all();
         assert_eq!(registry.len(), 150);
         assert!(registry.get(TaskId::new(300).unwrap()).is_none());
         assert!(registry.get(TaskId::new(299).unwrap()).is_some());

@@ -191,6 +191,10 @@ mod model {
     }
 
     impl<T> Receiver<T> {
+        pub(crate) fn try_recv(&self) -> Result<T, ()> {
+            self.0.items.lock().pop_front().ok_or(())
+        }
+
         pub(crate) fn recv(&self) -> Result<T, ()> {
             let mut items = self.0.items.lock();
             loop {

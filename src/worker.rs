@@ -139,7 +139,7 @@ impl Shared {
         while let Ok(Message::Run(job)) = self.receiver.recv() {
             self.process(job, slot, &mut removals);
         }
-        removals.flush(&self.registry);
+        removals.flush(&self.registry, &self.graveyard);
     }
 
     /// Claims and runs one job taken from the channel.
@@ -183,7 +183,7 @@ impl Shared {
             Some((slot, removals)) => {
                 slot.counters.record_own(outcome);
                 slot.current.store(0, Ordering::Release);
-                removals.push(&self.registry, id);
+                removals.push(&self.registry, &self.graveyard, id);
             }
             None => {
                 self.stats.record(outcome);
