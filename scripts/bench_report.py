@@ -84,8 +84,11 @@ def svg(groups):
     rows = []
     for group in sorted(groups):
         benches = groups[group]
-        base = benches.get(FLOOR, (max(t for t, _ in benches.values()),))[0]
-        rows.append((group, sorted(((n, t / base) for n, (t, _) in benches.items()), key=lambda x: x[1])))
+        if FLOOR in benches:
+            base, label = benches[FLOOR][0], group
+        else:
+            base, label = max(t for t, _ in benches.values()), f"{group} (relative to the slowest)"
+        rows.append((label, sorted(((n, t / base) for n, (t, _) in benches.items()), key=lambda x: x[1])))
     bar_h, gap, left, width = 14, 26, 250, 420
     height = sum(len(bars) * bar_h + gap for _, bars in rows) + 40
     scale = width / max(max(r for _, r in bars) for _, bars in rows)
