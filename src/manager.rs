@@ -182,8 +182,13 @@ impl Shared {
         // sure there are at least as many as active tasks. Once all are
         // started this is one load of a line nobody writes.
         let threads = self.threads_started.load(Ordering::Acquire);
-        if threads < self.config.max_tasks && self.counts.active() > threads {
-            if let Err(error) = self.grow(self.counts.active()) {
+        let active = if threads < self.config.max_tasks {
+            self.counts.active()
+        } else {
+            0
+        };
+        if active > threads {
+            if let Err(error) = self.grow(active) {
                 if self.threads_started.load(Ordering::Acquire) == 0 {
                     self.counts.unreserve();
                     return Err(SpawnError::thread_start(f, error));
