@@ -4,11 +4,23 @@ use std::error::Error;
 use std::fmt;
 use std::time::Duration;
 
+use crate::hooks::{Hooks, PanicReport};
 use crate::manager::TaskManager;
 
-/// The largest `max_tasks` and `queue_capacity`: each count is kept in 32
-/// bits of one atomic word.
+/// The largest `max_tasks` and `queue_capacity`: a bound that keeps every
+/// count far from overflow, and any real machine far below.
 const LIMIT: usize = u32::MAX as usize / 2;
+
+/// Checks a `max_tasks` value (for the builder and `set_max_tasks`).
+pub(crate) fn check_max_tasks(n: usize) -> Result<(), String> {
+    if n == 0 {
+        Err("must be at least 1, got 0".to_owned())
+    } else if n > LIMIT {
+        Err(format!("must be at most {LIMIT}, got {n}"))
+    } else {
+        Ok(())
+    }
+}
 
 /// The validated settings a manager runs with.
 #[derive(Clone, Debug)]
@@ -18,6 +30,8 @@ pub(crate) struct Config {
     pub(crate) queue_capacity: Option<usize>,
     pub(crate) thread_name: String,
     pub(crate) stack_size: Option<usize>,
+    pub(crate) keep_alive: Option<Duration>,
+    pub(crate) hooks: Hooks,
 }
 
 /// Settings for a [`TaskManager`], checked by [`start`](Builder::start).
@@ -51,6 +65,8 @@ impl Default for Builder {
                 queue_capacity: None,
                 thread_name: "taskwarden".to_owned(),
                 stack_size: None,
+                keep_alive: None,
+                hooks: Hooks::default(),
             },
         }
     }
@@ -79,6 +95,7 @@ impl Builder {
     /// let manager = taskwarden::TaskManager::builder().max_tasks(3).start().unwrap();
     /// # drop(manager);
     /// ```
+    #[must_use = "a builder setter returns the new builder"]
     pub fn max_tasks(mut self, n: usize) -> Builder {
         self.config.max_tasks = n;
         self
@@ -97,6 +114,7 @@ impl Builder {
     ///     .unwrap();
     /// # drop(manager);
     /// ```
+    #[must_use = "a builder setter returns the new builder"]
     pub fn close_timeout(mut self, d: Duration) -> Builder {
         self.config.close_timeout = d;
         self
@@ -112,6 +130,7 @@ impl Builder {
     /// let manager = taskwarden::TaskManager::builder().queue_capacity(64).start().unwrap();
     /// # drop(manager);
     /// ```
+    #[must_use = "a builder setter returns the new builder"]
     pub fn queue_capacity(mut self, n: usize) -> Builder {
         self.config.queue_capacity = Some(n);
         self
@@ -128,6 +147,7 @@ impl Builder {
     /// let name = manager.spawn(|| std::thread::current().name().map(str::to_owned)).unwrap();
     /// assert_eq!(name.join().unwrap().as_deref(), Some("fetch-0"));
     /// ```
+    #[must_use = "a builder setter returns the new builder"]
     pub fn thread_name(mut self, prefix: impl Into<String>) -> Builder {
         self.config.thread_name = prefix.into();
         self
@@ -142,8 +162,107 @@ impl Builder {
     /// let manager = taskwarden::TaskManager::builder().stack_size(4 << 20).start().unwrap();
     /// # drop(manager);
     /// ```
+    #[must_use = "a builder setter returns the new builder"]
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.config.stack_size = Some(bytes);
+        self
+    }
+
+    /// How long an idle worker thread waits for work before it exits; new
+    /// work starts threads again. Default: never (threads live until
+    /// close); must not be zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let manager = taskwarden::TaskManager::builder()
+    ///     .keep_alive(Duration::from_millis(20))
+    ///     .start()
+    ///     .unwrap();
+    /// manager.spawn(|| ()).unwrap().join().unwrap();
+    /// while manager.stats().threads > 0 { std::thread::sleep(Duration::from_millis(5)); }
+    /// ```
+    #[must_use = "a builder setter returns the new builder"]
+    pub fn keep_alive(mut self, d: Duration) -> Builder {
+        self.config.keep_alive = Some(d);
+        self
+    }
+
+    /// Runs `hook` on each worker thread before its first task, with the
+    /// thread's name set. A panic in it is caught and logged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let started = Arc::new(AtomicUsize::new(0));
+    /// let count = started.clone();
+    /// let manager = taskwarden::TaskManager::builder()
+    ///     .on_thread_start(move || { count.fetch_add(1, Ordering::SeqCst); })
+    ///     .start()
+    ///     .unwrap();
+    /// manager.spawn(|| ()).unwrap().join().unwrap();
+    /// assert_eq!(started.load(Ordering::SeqCst), 1);
+    /// ```
+    #[must_use = "a builder setter returns the new builder"]
+    pub fn on_thread_start<H: Fn() + Send + Sync + 'static>(mut self, hook: H) -> Builder {
+        self.config.hooks.on_thread_start = Some(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` on each worker thread as it exits (close, keep-alive, or
+    /// resize; for a thread whose task a close abandoned, after that close
+    /// returned). A panic in it is caught and logged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let stopped = Arc::new(AtomicUsize::new(0));
+    /// let count = stopped.clone();
+    /// let manager = taskwarden::TaskManager::builder()
+    ///     .on_thread_stop(move || { count.fetch_add(1, Ordering::SeqCst); })
+    ///     .start()
+    ///     .unwrap();
+    /// manager.spawn(|| ()).unwrap().join().unwrap();
+    /// manager.close();
+    /// assert_eq!(stopped.load(Ordering::SeqCst), 1);
+    /// ```
+    #[must_use = "a builder setter returns the new builder"]
+    pub fn on_thread_stop<H: Fn() + Send + Sync + 'static>(mut self, hook: H) -> Builder {
+        self.config.hooks.on_thread_stop = Some(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` on the worker right after a task panics (after the error
+    /// log), with the task's id, the message and the original payload
+    /// ([`PanicReport`]). `join` still returns the message. A panic in the
+    /// hook is caught and logged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let panics = Arc::new(AtomicUsize::new(0));
+    /// let count = panics.clone();
+    /// let manager = taskwarden::TaskManager::builder()
+    ///     .on_panic(move |_report| { count.fetch_add(1, Ordering::SeqCst); })
+    ///     .start()
+    ///     .unwrap();
+    /// let _ = manager.spawn(|| panic!("oops")).unwrap().join();
+    /// manager.drain();
+    /// assert_eq!(panics.load(Ordering::SeqCst), 1);
+    /// ```
+    #[must_use = "a builder setter returns the new builder"]
+    pub fn on_panic<H>(mut self, hook: H) -> Builder
+    where
+        H: Fn(&PanicReport<'_>) + Send + Sync + 'static,
+    {
+        self.config.hooks.on_panic = Some(std::sync::Arc::new(hook));
         self
     }
 
@@ -165,14 +284,8 @@ impl Builder {
     pub fn start(self) -> Result<TaskManager, BuildError> {
         let config = self.config;
         let fail = |setting, problem| Err(BuildError { setting, problem });
-        if config.max_tasks == 0 {
-            return fail("max_tasks", "must be at least 1, got 0".to_owned());
-        }
-        if config.max_tasks > LIMIT {
-            return fail(
-                "max_tasks",
-                format!("must be at most {LIMIT}, got {}", config.max_tasks),
-            );
+        if let Err(problem) = check_max_tasks(config.max_tasks) {
+            return fail("max_tasks", problem);
         }
         if config.close_timeout.is_zero() {
             return fail(
@@ -198,6 +311,12 @@ impl Builder {
         }
         if config.stack_size == Some(0) {
             return fail("stack_size", "must be at least 1 byte, got 0".to_owned());
+        }
+        if config.keep_alive == Some(Duration::ZERO) {
+            return fail(
+                "keep_alive",
+                "must be longer than zero (leave it unset to keep threads until close)".to_owned(),
+            );
         }
         Ok(TaskManager::from_config(config))
     }

@@ -63,6 +63,21 @@ pub enum SpawnErrorKind {
     ThreadStart,
 }
 
+impl fmt::Display for SpawnErrorKind {
+    /// `closed`, `full`, or `thread start failed`.
+    ///
+    /// ```
+    /// assert_eq!(taskwarden::SpawnErrorKind::Full.to_string(), "full");
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SpawnErrorKind::Closed => "closed",
+            SpawnErrorKind::Full => "full",
+            SpawnErrorKind::ThreadStart => "thread start failed",
+        })
+    }
+}
+
 /// A rejected spawn, holding the closure that was not accepted.
 ///
 /// Nothing is lost: [`into_inner`](Self::into_inner) gives the closure back.
@@ -84,20 +99,21 @@ pub struct SpawnError<F> {
     source: Option<io::Error>,
 }
 
+// SAFETY: a `SpawnError` never lends out `&F`: the closure can only be
+// moved out (`into_inner`, which takes `self`), and `Debug`, `Display` and
+// `Error` do not touch it. Sharing `&SpawnError<F>` between threads
+// therefore shares no `&F`, so `F: Sync` is not needed; `F: Send` is, for
+// the value to move with the error. (`io::Error`, the other field, is
+// `Send + Sync`.) This lets `?` turn it into `Box<dyn Error + Send + Sync>`
+// for every spawnable closure.
+unsafe impl<F: Send> Sync for SpawnError<F> {}
+
 impl<F> SpawnError<F> {
-    pub(crate) fn new(kind: SpawnErrorKind, closure: F) -> Self {
+    pub(crate) fn from_parts(kind: SpawnErrorKind, closure: F, source: Option<io::Error>) -> Self {
         SpawnError {
             kind,
             closure,
-            source: None,
-        }
-    }
-
-    pub(crate) fn thread_start(closure: F, source: io::Error) -> Self {
-        SpawnError {
-            kind: SpawnErrorKind::ThreadStart,
-            closure,
-            source: Some(source),
+            source,
         }
     }
 
@@ -176,9 +192,11 @@ impl<F> fmt::Display for SpawnError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
             SpawnErrorKind::Closed => {
-                f.write_str("the task manager is closed and accepts no more tasks")
+                f.write_str("spawn rejected: the task manager is closed and accepts no more tasks")
             }
-            SpawnErrorKind::Full => f.write_str("the task queue is full (queue_capacity reached)"),
+            SpawnErrorKind::Full => {
+                f.write_str("spawn rejected: the task queue is full (queue_capacity reached)")
+            }
             SpawnErrorKind::ThreadStart => match &self.source {
                 Some(source) => write!(f, "could not start a worker thread: {source}"),
                 None => f.write_str("could not start a worker thread"),
@@ -207,14 +225,20 @@ impl<F> Error for SpawnError<F> {
 /// assert!(!report.timed_out);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CloseReport {
-    /// Tasks still queued at the deadline: dropped without running, ascending.
+    /// Tasks dropped without running (still queued at the deadline, or at
+    /// once by `close_now`), ascending.
     pub cancelled: Vec<TaskId>,
-    /// Tasks still running at the deadline: flagged as cancelled and left to
+    /// Tasks still running at the end: flagged as cancelled and left to
     /// finish on their own threads, ascending.
     pub abandoned: Vec<TaskId>,
-    /// Whether the deadline passed with work left: true exactly when
-    /// something was cancelled or abandoned.
+    /// Running tasks that `close_now` flagged and that returned within its
+    /// grace, ascending. Always empty for `close` and `close_timeout` alone.
+    pub stopped: Vec<TaskId>,
+    /// Whether the close ended with work left: for `close`, true exactly
+    /// when something was cancelled or abandoned; for `close_now` (or a
+    /// close it escalated), exactly when something was abandoned.
     pub timed_out: bool,
     /// How long the close took.
     pub elapsed: Duration,

@@ -14,12 +14,13 @@
 //! Only empty tasks arrive here: their closure ran or was dropped, and their
 //! result was taken, or dropped by the worker because the handle was gone.
 //! Freeing them runs no user code. The graveyard holds at most `LIMIT`
-//! batches; past that a worker frees its batch itself.
+//! batches (of small tasks: large closures are boxed and freed when they
+//! run); past that a worker frees its batch itself.
 
 use std::sync::Arc;
 
 use crate::sync::{channel, AtomicUsize, Ordering, Receiver, Sender};
-use crate::task::Job;
+use crate::task::cell::Job;
 
 pub(crate) type Batch = Vec<Arc<dyn Job>>;
 
@@ -31,7 +32,7 @@ pub(crate) struct Graveyard {
 }
 
 impl Graveyard {
-    const LIMIT: usize = 64;
+    const LIMIT: usize = 16;
 
     pub(crate) fn new() -> Graveyard {
         let (sender, receiver) = channel();

@@ -113,26 +113,42 @@
 //! message), warn when a close reaches its deadline, trace per task.
 
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
+
+// Layers, each using only the ones above it (see the module docs):
+// primitives; one task; bookkeeping; the engine; the public types.
+mod padded;
+mod panic;
+mod sync;
+
+mod task;
+
+mod counts;
+mod current;
+mod graveyard;
+mod hooks;
+mod registry;
+
+mod engine;
 
 mod builder;
-mod current;
 mod error;
-mod graveyard;
+mod handle;
 #[cfg(all(test, loom))]
 mod loom_models;
 mod manager;
-mod padded;
-mod panic;
-mod registry;
 mod scope;
-mod state;
-mod sync;
-mod task;
-mod worker;
+mod spawner;
+mod stats;
+mod submit;
 
 pub use builder::{BuildError, Builder};
 pub use current::{current_task, is_cancelled};
 pub use error::{CloseReport, SpawnError, SpawnErrorKind, TaskError};
-pub use manager::{Stats, TaskManager};
+pub use handle::{ScopedHandle, TaskHandle};
+pub use hooks::PanicReport;
+pub use manager::TaskManager;
 pub use scope::Scope;
-pub use task::{ScopedHandle, TaskHandle, TaskId};
+pub use spawner::{current_spawner, Spawner};
+pub use stats::Stats;
+pub use task::{TaskId, TaskState};

@@ -1,17 +1,23 @@
-//! The `catch_unwind` boundary: turning a panic payload into a message and
-//! dropping it without letting a second panic escape.
+//! The `catch_unwind` boundary: running user code (closures, drops, hooks,
+//! and the user's logger) so that a panic in it never unwinds through the
+//! engine's bookkeeping.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// Runs `f`, turning a panic into its message. The payload is dropped here,
-/// and a panic from the payload's own `Drop` is swallowed too (that payload is
-/// leaked, because dropping it would only panic again).
+/// Runs `f`, handing back the payload of a panic.
+pub(crate) fn catch_payload<R>(f: impl FnOnce() -> R) -> Result<R, Box<dyn Any + Send>> {
+    catch_unwind(AssertUnwindSafe(f))
+}
+
+/// Runs `f`, turning a panic into its message (the payload is dropped here,
+/// see [`drop_payload`]).
 pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, String> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(value) => Ok(value),
-        Err(payload) => Err(take_message(payload)),
-    }
+    catch_payload(f).map_err(|payload| {
+        let message = message_of(&*payload);
+        drop_payload(payload);
+        message
+    })
 }
 
 /// Drops `value`, turning a panic in its `Drop` into a message.
@@ -19,24 +25,30 @@ pub(crate) fn drop_caught<V>(value: V) -> Result<(), String> {
     catch(move || drop(value))
 }
 
+/// Runs `f` and ignores a panic in it: for the user's logger, which must
+/// never break the engine's state machine.
+pub(crate) fn quietly(f: impl FnOnce()) {
+    if let Err(payload) = catch_payload(f) {
+        drop_payload(payload);
+    }
+}
+
 /// The message of a panic payload: the `&str` or `String` it carries, or a
 /// placeholder for any other type.
-pub(crate) fn take_message(payload: Box<dyn Any + Send>) -> String {
-    let message = if let Some(text) = payload.downcast_ref::<&'static str>() {
+pub(crate) fn message_of(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&'static str>() {
         (*text).to_owned()
     } else if let Some(text) = payload.downcast_ref::<String>() {
         text.clone()
     } else {
         "Box<dyn Any> (a non-string panic payload)".to_owned()
-    };
-    drop_payload(payload);
-    message
+    }
 }
 
 /// Drops a panic payload whose destructor may itself panic. The payload of
 /// that second panic is dropped the same way, a few times over; a payload
 /// chain that never ends is leaked rather than allowed to unwind.
-fn drop_payload(mut payload: Box<dyn Any + Send>) {
+pub(crate) fn drop_payload(mut payload: Box<dyn Any + Send>) {
     for _ in 0..8 {
         match catch_unwind(AssertUnwindSafe(move || drop(payload))) {
             Ok(()) => return,
@@ -45,6 +57,17 @@ fn drop_payload(mut payload: Box<dyn Any + Send>) {
     }
     std::mem::forget(payload);
 }
+
+/// Logs through the `log` facade, catching a panic in the user's logger.
+/// The level test comes first, so a disabled level costs one load.
+macro_rules! log_safely {
+    ($level:ident, $($arg:tt)+) => {
+        if log::Level::$level <= log::max_level() {
+            $crate::panic::quietly(|| log::log!(log::Level::$level, $($arg)+));
+        }
+    };
+}
+pub(crate) use log_safely;
 
 #[cfg(test)]
 mod tests {
@@ -70,5 +93,10 @@ mod tests {
         let message = catch(|| std::panic::panic_any(Bomb)).unwrap_err();
         assert!(message.contains("non-string"));
         assert_eq!(drop_caught(Bomb).unwrap_err(), "bomb went off");
+    }
+
+    #[test]
+    fn quietly_swallows_a_panic() {
+        quietly(|| panic!("a logger that panics"));
     }
 }

@@ -30,7 +30,8 @@ use std::sync::Arc;
 use crate::graveyard::Graveyard;
 use crate::padded::Padded;
 use crate::sync::{AtomicBool, Mutex, Ordering};
-use crate::task::{Job, TaskId};
+use crate::task::cell::Job;
+use crate::task::TaskId;
 
 /// Fewer under loom, where every lock is a branch point of the model.
 const SHARDS: usize = if cfg!(loom) { 2 } else { 16 };
@@ -225,10 +226,15 @@ impl Removals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::Task;
+    use crate::task::cell::{Inline, Task};
 
     fn job(id: u64) -> Arc<dyn Job> {
-        Arc::new(Task::new(TaskId::new(id).unwrap(), || (), false))
+        Arc::new(Task::new(
+            TaskId::new(id).unwrap(),
+            Inline(|| ()),
+            (),
+            false,
+        ))
     }
 
     #[test]

@@ -1,28 +1,51 @@
-//! [`TaskManager::scope`]: tasks that borrow from the caller's stack.
+//! Scopes: tasks that borrow from the caller's stack.
 //!
-//! A scope owns a private manager. Its tasks may borrow anything that
-//! outlives the scope (`'env`), because `scope` does not return, or unwind,
-//! until every task spawned in it has settled: it drains the manager (which
-//! counts tasks spawned by tasks), then closes it without a deadline, which
-//! joins every worker thread. A task settles only after its closure, its
-//! captured values, and (if its handle is gone) its result have been
-//! dropped, so nothing that borrows from `'scope` is touched after the
-//! scope returns.
+//! [`TaskManager::scoped`] runs a scope on a manager's own threads, limit,
+//! names and hooks, shared with its other work; [`TaskManager::scope`] is
+//! the same on a private manager made for the call.
 //!
-//! This is the crate's one `unsafe`: the channel and the registry hold jobs
-//! as `Arc<dyn Job + 'static>`, and a scoped job's true lifetime is
-//! `'scope`. [`erase`] states why that is sound.
+//! # Why borrowing is sound
+//!
+//! The run queue and the registry hold jobs as `Arc<dyn Job + 'static>`,
+//! while a scoped job's closure and result may borrow for `'scope`:
+//! [`erase`] changes only that lifetime bound, and is the one lifetime
+//! `unsafe` of the crate. It is sound because of one rule and one count:
+//!
+//! - *A task settles only after its closure has been run or dropped, and
+//!   its result handed to its handle or dropped* (see `task::cell`): after
+//!   it settles, the task's cell holds no borrowed data, only an empty
+//!   stage, and its sink is `'static`.
+//! - Every task spawned in a scope is counted in the scope's tracker, and
+//!   counted out by its sink when it settles. `scoped` does not return, or
+//!   resume a panic of its body, until that count is zero: it waits whatever
+//!   happens meanwhile, a close included (a close cancels the scope's queued
+//!   tasks, which settles them, and never abandons a running one without
+//!   the scope still waiting for it).
+//!
+//! So every use of borrowed data (running the closure, dropping it,
+//! dropping an unwanted result) happens before `scoped` returns. What
+//! outlives the scope is the engine's `'static` copies of settled tasks,
+//! whose drop touches nothing borrowed; and a published result lives in a
+//! [`ScopedHandle`], which cannot outlive `'scope` (a handle leaked with
+//! `mem::forget` keeps its task, result included, alive forever: a leak,
+//! never a use after the scope).
 
+use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
 
+use crate::engine::{Blocking, Engine, Handle, Park};
+use crate::error::SpawnErrorKind;
+use crate::handle::{HandleCore, ScopedHandle};
 use crate::manager::TaskManager;
-use crate::task::{Completion, HandleCore, Job, ScopedHandle};
+use crate::submit::submit;
+use crate::sync::{AtomicUsize, Ordering};
+use crate::task::cell::{Inline, Job, Sink};
+use crate::task::TaskId;
 
 /// A scope in which tasks may borrow from the enclosing stack; see
-/// [`TaskManager::scope`].
+/// [`TaskManager::scope`] and [`TaskManager::scoped`].
 ///
 /// Like `std::thread::Scope`, it is invariant in both lifetimes, and the
 /// borrow checker holds scoped tasks to the same rules as threads. Two
@@ -64,15 +87,38 @@ use crate::task::{Completion, HandleCore, Job, ScopedHandle};
 /// assert_eq!(totals.iter().sum::<u64>(), 5050);
 /// ```
 pub struct Scope<'scope, 'env: 'scope> {
-    manager: TaskManager,
+    engine: Arc<Engine>,
+    tracker: Arc<Tracker>,
     scope: PhantomData<&'scope mut &'scope ()>,
     env: PhantomData<&'env mut &'env ()>,
 }
 
+/// Counts a scope's tasks that have not settled.
+struct Tracker {
+    pending: AtomicUsize,
+    engine: std::sync::Weak<Engine>,
+}
+
+/// The sink of a scoped task: counts it out when it settles.
+#[derive(Clone)]
+struct ScopeSink(Arc<Tracker>);
+
+impl Sink for ScopeSink {
+    fn settled(&self, _id: TaskId) {
+        if self.0.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last one: the scope may be waiting for it.
+            if let Some(engine) = self.0.engine.upgrade() {
+                engine.wake_waiters();
+            }
+        }
+    }
+}
+
 impl TaskManager {
     /// Runs `f` with a [`Scope`] whose tasks may borrow from the caller's
-    /// stack, on at most `max_tasks` worker threads, and returns only after
-    /// every task spawned in it has finished.
+    /// stack, on a private manager of at most `max_tasks` worker threads,
+    /// and returns only after every task spawned in it has finished (and
+    /// the private manager's threads have exited).
     ///
     /// A panicking task is logged and reported by its handle; the scope
     /// still returns normally. If `f` itself panics, the scope first waits
@@ -97,16 +143,54 @@ impl TaskManager {
     where
         F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
     {
+        let manager = TaskManager::new(max_tasks);
+        let result = catch_unwind(AssertUnwindSafe(|| manager.scoped(f)));
+        // Every task has settled: this close only joins the threads.
+        manager.close_timeout(std::time::Duration::MAX);
+        match result {
+            Ok(value) => value,
+            Err(payload) => resume_unwind(payload),
+        }
+    }
+
+    /// Runs `f` with a [`Scope`] on this manager's own threads, limit,
+    /// names and hooks, shared with its other work, and returns only after
+    /// every task spawned in it has finished, also when `f` panics (then it
+    /// resumes the panic).
+    ///
+    /// If the manager closes while the scope is open, the scope's queued
+    /// tasks are cancelled as in any close, and the scope still waits for
+    /// its running ones. `s.spawn` on a closed manager returns a handle
+    /// whose `join` gives [`TaskError::Cancelled`](crate::TaskError::Cancelled).
+    /// Called from inside one of the manager's tasks, the final wait runs
+    /// queued tasks on the calling thread, so it never deadlocks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(4);
+    /// let data = vec![1, 2, 3, 4, 5, 6];
+    /// let sum: i32 = manager.scoped(|s| {
+    ///     let halves: Vec<_> = data.chunks(3).map(|c| s.spawn(move || c.iter().sum::<i32>())).collect();
+    ///     halves.into_iter().map(|h| h.join().unwrap()).sum()
+    /// });
+    /// assert_eq!(sum, 21);
+    /// ```
+    pub fn scoped<'env, F, R>(&self, f: F) -> R
+    where
+        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
+    {
         let scope = Scope {
-            manager: TaskManager::new(max_tasks),
+            engine: Arc::clone(self.engine()),
+            tracker: Arc::new(Tracker {
+                pending: AtomicUsize::new(0),
+                engine: Arc::downgrade(self.engine()),
+            }),
             scope: PhantomData,
             env: PhantomData,
         };
         let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
-        scope.manager.drain();
-        // Nothing is active and nothing can spawn any more: this close only
-        // joins the workers. No deadline, so it can never abandon a task.
-        scope.manager.close_timeout(Duration::MAX);
+        scope.wait_for_tasks();
         match result {
             Ok(value) => value,
             Err(payload) => resume_unwind(payload),
@@ -117,9 +201,13 @@ impl TaskManager {
 impl<'scope, 'env> Scope<'scope, 'env> {
     /// Spawns a task that may borrow from outside the scope.
     ///
+    /// With a bounded queue it waits for room. On a closed manager the task
+    /// never runs: its closure is dropped, and the handle's `join` gives
+    /// [`TaskError::Cancelled`](crate::TaskError::Cancelled).
+    ///
     /// # Panics
     ///
-    /// If the scope has no worker thread and the OS refuses to start one.
+    /// If the manager has no worker thread and the OS refuses to start one.
     ///
     /// # Examples
     ///
@@ -137,29 +225,60 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        let shared = self.manager.shared();
-        let task = match shared.submit(f, true, false, |task| erase(task as Arc<dyn Job + 'scope>))
-        {
+        self.tracker.pending.fetch_add(1, Ordering::AcqRel);
+        let sink = ScopeSink(Arc::clone(&self.tracker));
+        let task = match submit(
+            &self.engine,
+            f,
+            sink.clone(),
+            Blocking::Wait,
+            Handle::Kept,
+            erase,
+        ) {
             Ok((_, task)) => task.expect("a task with a handle"),
-            Err(error) => panic!("taskwarden: could not spawn a scoped task: {error}"),
+            Err(error) if error.kind() == SpawnErrorKind::Closed => {
+                let task: Arc<dyn crate::task::cell::Completion<T> + 'scope> =
+                    self.engine.cancelled_task(Inline(error.into_inner()), sink);
+                task
+            }
+            Err(error) => {
+                self.tracker.pending.fetch_sub(1, Ordering::AcqRel);
+                panic!("taskwarden: could not spawn a scoped task: {error}")
+            }
         };
-        let task: Arc<dyn Completion<T> + 'scope> = task;
-        ScopedHandle::new(HandleCore::new(task, Arc::clone(shared)))
+        ScopedHandle::new(HandleCore::new(task, Arc::clone(&self.engine)))
+    }
+
+    /// Waits until every task of the scope has settled.
+    fn wait_for_tasks(&self) {
+        let pending = &self.tracker.pending;
+        self.engine.wait_until(
+            Park::Tasks,
+            None,
+            &mut |_| pending.load(Ordering::Acquire) == 0,
+            &mut || None,
+        );
     }
 }
 
-/// Extends a scoped job's lifetime to `'static` so that the channel and the
-/// registry can carry it.
+impl fmt::Debug for Scope<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("manager", &self.engine.config.thread_name)
+            .field("pending", &self.tracker.pending.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// Extends a scoped job's lifetime to `'static` so that the run queue and
+/// the registry can carry it.
 fn erase<'scope>(job: Arc<dyn Job + 'scope>) -> Arc<dyn Job + 'static> {
-    // SAFETY: only the lifetime bound of the trait object changes; layout and
-    // vtable are the same. The job's closure and result borrow at most
-    // `'scope`, and `TaskManager::scope` does not return before every job of
-    // the scope is settled (drain), and every worker is joined (close with
-    // no deadline). Settling a job drops its closure, and its result when no
-    // handle is left to take it; a live handle is bounded by `'scope`. After
-    // that, the only `'static` copies left (a cancelled job still in the
-    // channel, a registry entry) hold an empty cell, whose drop touches no
-    // borrowed data. Every run, discard and publish of the job happens
-    // before the scope returns.
+    // SAFETY: only the lifetime bound of the trait object changes; layout
+    // and vtable are the same. Every use of the job's borrowed data (its
+    // closure, its result when no handle takes it) happens before the task
+    // settles, and the scope does not return before every one of its tasks
+    // has settled (the module docs give the whole argument). What the
+    // `'static` copies may do later, dropping an empty task, touches no
+    // borrowed data.
     unsafe { std::mem::transmute::<Arc<dyn Job + 'scope>, Arc<dyn Job + 'static>>(job) }
 }

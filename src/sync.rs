@@ -41,10 +41,10 @@ pub(crate) use std::thread;
 pub(crate) use self::model::thread;
 
 #[cfg(not(loom))]
-pub(crate) use crossbeam_channel::{unbounded as channel, Receiver, Sender};
+pub(crate) use crossbeam_channel::{unbounded as channel, Receiver, RecvTimeoutError, Sender};
 
 #[cfg(loom)]
-pub(crate) use self::model::{channel, Receiver, Sender};
+pub(crate) use self::model::{channel, Receiver, RecvTimeoutError, Sender};
 
 /// A cell whose access the caller synchronises; `with_mut` is the only way
 /// in, so that loom can check every access.
@@ -190,9 +190,28 @@ mod model {
         }
     }
 
+    /// As crossbeam's.
+    pub(crate) enum RecvTimeoutError {
+        Timeout,
+        Disconnected,
+    }
+
     impl<T> Receiver<T> {
         pub(crate) fn try_recv(&self) -> Result<T, ()> {
             self.0.items.lock().pop_front().ok_or(())
+        }
+
+        pub(crate) fn is_empty(&self) -> bool {
+            self.0.items.lock().is_empty()
+        }
+
+        /// No clock under loom: an untimed receive (models never let a
+        /// worker time out).
+        pub(crate) fn recv_timeout(
+            &self,
+            _timeout: std::time::Duration,
+        ) -> Result<T, RecvTimeoutError> {
+            self.recv().map_err(|()| RecvTimeoutError::Disconnected)
         }
 
         pub(crate) fn recv(&self) -> Result<T, ()> {

@@ -1,0 +1,331 @@
+//! The close state machine: `close`, `close_timeout`, `close_now`, `Drop`.
+//!
+//! An engine is in one of three states, kept under one mutex:
+//!
+//! - **Open**: spawns are accepted.
+//! - **Closing**: one caller, the *closer*, runs the close. It sets the
+//!   `closing` flag (from now on every spawn is rejected), wakes every
+//!   waiter (blocked spawners see the flag), and waits, helping if it is
+//!   itself a task, until every task that drains and closes wait for has
+//!   settled or the one deadline passes. Then it cancels what is still
+//!   queued, flags what still runs, and stops the threads. Another caller
+//!   of a close waits for the closer (parked as a close, so a task that does
+//!   this is excluded and the closer does not wait for it), then returns
+//!   the closer's report; a close called on the closer's own thread (by a
+//!   task it runs inline, or a closure it drops) returns at once what the
+//!   close has cancelled so far.
+//! - **Closed**: the report is kept; every later close returns a copy.
+//!
+//! `close_now(grace)` cancels every queued task and flags every running one
+//! at once, then waits up to `grace`. Called while a close is in progress it
+//! *escalates* it: the closer does the same at once and ends by
+//! `now + grace` at the latest. Running tasks flagged by `close_now` that
+//! return in time are `stopped`; those still running at the end are
+//! `abandoned`.
+//!
+//! If anything in the closer unwinds (it should not: user code and logging
+//! run inside the catch boundary), a drop guard still moves the state to
+//! Closed, so that no other close waits forever.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Engine, Park};
+use crate::error::CloseReport;
+use crate::panic::log_safely;
+use crate::sync::thread::{self, ThreadId};
+use crate::sync::Ordering;
+use crate::task::TaskId;
+
+/// Which close.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum CloseMode {
+    /// `close`, `close_timeout`, `Drop`: wait, then cancel what is left.
+    Deadline,
+    /// `close_now`: cancel and flag at once, then wait out the grace.
+    Now,
+}
+
+pub(crate) enum CloseState {
+    Open,
+    Closing(Closing),
+    Closed(CloseReport),
+}
+
+pub(crate) struct Closing {
+    closer: ThreadId,
+    started: Instant,
+    /// Cancelled so far, for a close on the closer's own thread.
+    cancelled: Vec<TaskId>,
+    /// `Some` once a `close_now` asked to stop now; its deadline (`None`:
+    /// a grace that never ends).
+    escalation: Option<Option<Instant>>,
+}
+
+impl Closing {
+    fn partial_report(&self) -> CloseReport {
+        let mut cancelled = self.cancelled.clone();
+        cancelled.sort_unstable();
+        CloseReport {
+            timed_out: !cancelled.is_empty(),
+            cancelled,
+            abandoned: Vec::new(),
+            stopped: Vec::new(),
+            elapsed: self.started.elapsed(),
+        }
+    }
+}
+
+/// The earlier of two deadlines (`None` is never).
+fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// Makes sure the state reaches Closed even if the closer unwinds.
+struct Finish<'a> {
+    engine: &'a Engine,
+    armed: bool,
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let engine = self.engine;
+            engine.stopping.store(true, Ordering::SeqCst);
+            let mut state = engine.close.lock();
+            if let CloseState::Closing(closing) = &*state {
+                let report = closing.partial_report();
+                *state = CloseState::Closed(report);
+            }
+            drop(state);
+            engine.parking.notify_all();
+        }
+    }
+}
+
+impl Engine {
+    /// Every close goes through here; see the module docs.
+    pub(crate) fn close(self: &Arc<Self>, timeout: Duration, mode: CloseMode) -> CloseReport {
+        let started = Instant::now();
+        let deadline = started.checked_add(timeout);
+        let me = thread::current().id();
+        {
+            let mut state = self.close.lock();
+            match &mut *state {
+                CloseState::Open => {
+                    *state = CloseState::Closing(Closing {
+                        closer: me,
+                        started,
+                        cancelled: Vec::new(),
+                        escalation: (mode == CloseMode::Now).then_some(deadline),
+                    });
+                }
+                CloseState::Closing(closing) => {
+                    if closing.closer == me {
+                        return closing.partial_report();
+                    }
+                    if mode == CloseMode::Now {
+                        let sooner = match closing.escalation {
+                            Some(before) => earlier(before, deadline),
+                            None => deadline,
+                        };
+                        closing.escalation = Some(sooner);
+                        drop(state);
+                        self.parking.notify_all();
+                    } else {
+                        drop(state);
+                    }
+                    return self.await_report();
+                }
+                CloseState::Closed(report) => return report.clone(),
+            }
+        }
+        let mut finish = Finish {
+            engine: self,
+            armed: true,
+        };
+        let report = self.run_close(started, deadline, timeout);
+        finish.armed = false;
+        report
+    }
+
+    fn escalation(&self) -> Option<Option<Instant>> {
+        match &*self.close.lock() {
+            CloseState::Closing(closing) => closing.escalation,
+            _ => None,
+        }
+    }
+
+    fn run_close(
+        &self,
+        started: Instant,
+        deadline: Option<Instant>,
+        timeout: Duration,
+    ) -> CloseReport {
+        let name = &self.config.thread_name;
+        log_safely!(Debug, "closing {name} with a deadline of {timeout:?}");
+        self.closing.store(true, Ordering::SeqCst);
+        self.registry.barrier();
+        // Blocked spawners see the flag; waiters see that closing began.
+        self.parking.notify_all();
+
+        let stack = self.thread_stack();
+        let mut flagged: Option<Vec<TaskId>> = None;
+        // Judged inside the wait, where the closer's own task is excluded.
+        let mut idle = false;
+        loop {
+            let mut until = deadline;
+            if let Some(escalated) = self.escalation() {
+                if flagged.is_none() {
+                    flagged = Some(self.stop_now(&stack));
+                }
+                until = earlier(deadline, escalated);
+            }
+            let escalated = flagged.is_some();
+            self.wait_until(
+                Park::Close,
+                until,
+                &mut |_| {
+                    idle = self.idle_reached();
+                    idle || (!escalated && self.escalation().is_some())
+                },
+                &mut || None,
+            );
+            if idle || until.is_some_and(|until| Instant::now() >= until) {
+                break;
+            }
+        }
+
+        let mut abandoned = Vec::new();
+        if !idle {
+            let excluded = self.excluded_now();
+            let mut all = self.registry.snapshot();
+            all.sort_by_key(|job| job.header().id());
+            for job in &all {
+                let header = job.header();
+                let id = header.id();
+                if stack.contains(&id) || excluded.contains(&id) {
+                    continue;
+                }
+                header.request_cancel();
+                if let Some(claim) = header.try_cancel() {
+                    self.note_cancelled(id);
+                    self.settle_cancelled(&**job, claim);
+                } else if header.is_running() {
+                    abandoned.push(id);
+                }
+            }
+        }
+        let mut stopped: Vec<TaskId> = flagged
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|id| !abandoned.contains(id) && !self.is_running(*id))
+            .collect();
+        stopped.sort_unstable();
+
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop_workers();
+        self.graveyard.free_all();
+
+        let mut cancelled = match &*self.close.lock() {
+            CloseState::Closing(closing) => closing.cancelled.clone(),
+            _ => Vec::new(),
+        };
+        cancelled.sort_unstable();
+        let timed_out = if flagged.is_some() {
+            !abandoned.is_empty()
+        } else {
+            !cancelled.is_empty() || !abandoned.is_empty()
+        };
+        let report = CloseReport {
+            cancelled,
+            abandoned,
+            stopped,
+            timed_out,
+            elapsed: started.elapsed(),
+        };
+        if report.timed_out {
+            log_safely!(
+                Warn,
+                "close of {name} reached its deadline: cancelled {} queued task(s) [{}], abandoned {} running task(s) [{}]",
+                report.cancelled.len(),
+                id_list(&report.cancelled),
+                report.abandoned.len(),
+                id_list(&report.abandoned),
+            );
+        }
+        log_safely!(Debug, "closed {name}: {report}");
+        *self.close.lock() = CloseState::Closed(report.clone());
+        self.parking.notify_all();
+        report
+    }
+
+    /// `close_now`'s first act: cancels every queued task, flags every
+    /// running one (the caller's own too), and returns the running ones it
+    /// will wait for (not the caller's, not excluded ones).
+    fn stop_now(&self, stack: &[TaskId]) -> Vec<TaskId> {
+        let mut all = self.registry.snapshot();
+        all.sort_by_key(|job| job.header().id());
+        for job in &all {
+            let header = job.header();
+            if let Some(claim) = header.try_cancel() {
+                header.request_cancel();
+                self.note_cancelled(header.id());
+                self.settle_cancelled(&**job, claim);
+            }
+        }
+        let excluded = self.excluded_now();
+        let mut flagged = Vec::new();
+        for job in &all {
+            let header = job.header();
+            if header.is_running() {
+                header.request_cancel();
+                let id = header.id();
+                if !stack.contains(&id) && !excluded.contains(&id) {
+                    flagged.push(id);
+                }
+            }
+        }
+        flagged
+    }
+
+    fn note_cancelled(&self, id: TaskId) {
+        if let CloseState::Closing(closing) = &mut *self.close.lock() {
+            closing.cancelled.push(id);
+        }
+    }
+
+    fn is_running(&self, id: TaskId) -> bool {
+        self.registry
+            .get(id)
+            .is_some_and(|job| job.header().is_running())
+    }
+
+    /// Waits, parked as a close, until the closer publishes its report.
+    fn await_report(&self) -> CloseReport {
+        let closed = |engine: &Engine| match &*engine.close.lock() {
+            CloseState::Closed(report) => Some(report.clone()),
+            _ => None,
+        };
+        self.wait_until(
+            Park::Close,
+            None,
+            &mut |_| closed(self).is_some(),
+            &mut || None,
+        );
+        closed(self).expect("the close finished")
+    }
+}
+
+/// `task-1, task-2` for a log line.
+fn id_list(ids: &[TaskId]) -> String {
+    ids.iter()
+        .map(TaskId::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

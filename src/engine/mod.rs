@@ -1,0 +1,430 @@
+//! The engine: everything that moves a task from the queue to settled.
+//!
+//! One [`Engine`] per manager, shared (in an `Arc`) by the public facade
+//! (`TaskManager`, `Spawner`, handles, scopes, task sets) and by the worker
+//! threads. Its parts, one file each:
+//!
+//! - this file: the shared state, submission (`submit`), cancellation and
+//!   the questions the facade asks (`state`, `queued`, `running`, `stats`);
+//! - `worker`: lazy thread start, the worker loop, running and settling a
+//!   task, retiring and stopping threads;
+//! - `wait`: the parking gate every wait sleeps on, and the *helping wait*:
+//!   a wait called from inside one of the engine's own tasks runs queued
+//!   tasks on its own thread rather than sleep while they starve;
+//! - `close`: the close state machine (`close`, `close_now`).
+//!
+//! # Submission and close agree
+//!
+//! A spawner checks the `closing` flag inside the registry shard lock that
+//! guards its insert; close sets the flag first and then takes every shard
+//! lock once (see `registry`). Either the insert happened before close took
+//! that shard's lock (close sees the task), or the spawner sees the flag and
+//! hands the closure back: no task slips in unseen.
+
+mod close;
+mod wait;
+mod worker;
+
+use std::io;
+use std::sync::Arc;
+
+use crate::builder::Config;
+use crate::counts::{Counts, Full};
+use crate::error::SpawnErrorKind;
+use crate::graveyard::Graveyard;
+use crate::padded::Padded;
+use crate::panic::log_safely;
+use crate::registry::Registry;
+use crate::stats::Stats;
+use crate::sync::{channel, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, Receiver, Sender};
+use crate::task::cell::{Job, Outcome, Sink, Task, Work};
+use crate::task::{TaskId, TaskState};
+
+pub(crate) use close::CloseMode;
+pub(crate) use wait::Park;
+pub(crate) use worker::current_engine;
+
+use self::close::CloseState;
+use self::wait::Parking;
+use self::worker::Workers;
+
+/// What travels through the run queue.
+pub(crate) enum Message {
+    /// A task to claim and run (skipped if it left the queue already).
+    Run(Arc<dyn Job>),
+    /// Close: the worker that takes this exits.
+    Exit,
+    /// Resize: a worker that takes this retires if it is surplus.
+    Wake,
+}
+
+/// Whether a spawn may wait for room in a bounded queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Blocking {
+    Wait,
+    Never,
+}
+
+/// Whether the spawner keeps a handle (and so a reference to the task).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handle {
+    Kept,
+    Detached,
+}
+
+/// A spawn the engine did not accept, with the closure handed back.
+pub(crate) struct Rejected<W> {
+    pub(crate) kind: SpawnErrorKind,
+    pub(crate) work: W,
+    pub(crate) source: Option<io::Error>,
+}
+
+/// An accepted task: its id, and the task itself for the handle (`None`
+/// when detached).
+pub(crate) type Accepted<W, S> = (TaskId, Option<Arc<Task<W, S>>>);
+
+/// Completed, panicked and cancelled counts, and how many tasks started and
+/// were discarded (for `stats().queued`). Each worker has its own (in its
+/// slot); the engine has one more for what happens elsewhere.
+#[derive(Default)]
+pub(crate) struct StatCounters {
+    pub(super) started: AtomicU64,
+    discarded: AtomicU64,
+    completed: AtomicU64,
+    pub(super) panicked: AtomicU64,
+    cancelled: AtomicU64,
+}
+
+impl StatCounters {
+    pub(super) fn counter(&self, outcome: Outcome) -> &AtomicU64 {
+        match outcome {
+            Outcome::Completed => &self.completed,
+            Outcome::Panicked => &self.panicked,
+            Outcome::Cancelled => &self.cancelled,
+        }
+    }
+
+    /// Counts from any thread. Relaxed: statistics, read as a snapshot,
+    /// ordering nothing else.
+    pub(super) fn add(counter: &AtomicU64, shared: bool) {
+        if shared {
+            counter.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // Only the owning thread writes: a load and a store, no locked
+            // read-modify-write.
+            counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn add_to(&self, stats: &mut Stats, started: &mut u64, discarded: &mut u64) {
+        stats.completed += self.completed.load(Ordering::Relaxed);
+        stats.panicked += self.panicked.load(Ordering::Relaxed);
+        stats.cancelled += self.cancelled.load(Ordering::Relaxed);
+        *started += self.started.load(Ordering::Relaxed);
+        *discarded += self.discarded.load(Ordering::Relaxed);
+    }
+
+    pub(super) fn absorb(&self, other: &StatCounters) {
+        for (mine, theirs) in [
+            (&self.started, &other.started),
+            (&self.discarded, &other.discarded),
+            (&self.completed, &other.completed),
+            (&self.panicked, &other.panicked),
+            (&self.cancelled, &other.cancelled),
+        ] {
+            mine.fetch_add(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Everything a manager's facade, workers and handles share.
+///
+/// Aligned so that the `Arc`'s reference counts (which every handle
+/// touches) sit on cache lines of their own; the fields written per task
+/// are padded.
+#[repr(align(128))]
+pub(crate) struct Engine {
+    pub(crate) config: Config,
+    /// The concurrency limit now in force (`set_max_tasks`).
+    limit: Padded<AtomicUsize>,
+    counts: Counts,
+    registry: Registry,
+    graveyard: Graveyard,
+    sender: Sender<Message>,
+    receiver: Receiver<Message>,
+    workers: Mutex<Workers>,
+    threads_alive: Padded<AtomicUsize>,
+    stats: StatCounters,
+    parking: Parking,
+    /// Close has begun: every spawn is rejected.
+    closing: AtomicBool,
+    /// Close has swept the queue and is stopping the threads: helpers claim
+    /// nothing more, and no thread starts.
+    stopping: AtomicBool,
+    close: Mutex<CloseState>,
+}
+
+impl Engine {
+    pub(crate) fn new(config: Config) -> Arc<Engine> {
+        let (sender, receiver) = channel();
+        let bounded = config.queue_capacity.is_some();
+        let limit = config.max_tasks;
+        Arc::new(Engine {
+            config,
+            limit: Padded(AtomicUsize::new(limit)),
+            counts: Counts::new(bounded),
+            registry: Registry::new(),
+            graveyard: Graveyard::new(),
+            sender,
+            receiver,
+            workers: Mutex::new(Workers::default()),
+            threads_alive: Padded(AtomicUsize::new(0)),
+            stats: StatCounters::default(),
+            parking: Parking::default(),
+            closing: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            close: Mutex::new(CloseState::Open),
+        })
+    }
+
+    /// Identifies this engine in the thread-local task record.
+    pub(crate) fn key(&self) -> usize {
+        self as *const Engine as usize
+    }
+
+    /// The concurrency limit now in force.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Reserves a place, registers the task and queues it; hands the
+    /// closure back when the engine is closing, the queue is full (and
+    /// `blocking` is `Never`), or no thread can run it. `erase` turns the
+    /// task into the type-erased job the registry and the channel carry.
+    pub(crate) fn submit<W, S>(
+        self: &Arc<Self>,
+        work: W,
+        sink: S,
+        blocking: Blocking,
+        handle: Handle,
+        erase: impl Fn(Arc<Task<W, S>>) -> Arc<dyn Job>,
+    ) -> Result<Accepted<W, S>, Rejected<W>>
+    where
+        W: Work,
+        S: Sink,
+    {
+        let reject = |kind, work| Rejected {
+            kind,
+            work,
+            source: None,
+        };
+        if self.closing.load(Ordering::Acquire) {
+            return Err(reject(SpawnErrorKind::Closed, work));
+        }
+        let raw_id = loop {
+            match self.counts.try_reserve(self.config.queue_capacity) {
+                Ok(raw_id) => break raw_id,
+                Err(Full) if blocking == Blocking::Never => {
+                    return Err(reject(SpawnErrorKind::Full, work))
+                }
+                Err(Full) => {
+                    if !self.wait_for_space() {
+                        return Err(reject(SpawnErrorKind::Closed, work));
+                    }
+                }
+            }
+        };
+        // Threads start lazily: while there are fewer than the limit, make
+        // sure there are at least as many as active tasks. Once all are
+        // started this is two loads of lines nobody writes.
+        let threads = self.threads_alive.load(Ordering::Acquire);
+        if threads < self.limit() && self.counts.active() > threads {
+            if let Err(error) = self.grow() {
+                if self.threads_alive.load(Ordering::Acquire) == 0 {
+                    self.withdraw();
+                    return Err(Rejected {
+                        kind: SpawnErrorKind::ThreadStart,
+                        work,
+                        source: Some(error),
+                    });
+                }
+                log_safely!(
+                    Warn,
+                    "could not start another worker thread, going on with fewer: {error}"
+                );
+            }
+        }
+        // Free the memory of tasks the workers are done with here, on the
+        // thread that allocates the next ones (see `graveyard`).
+        self.graveyard.free_one();
+        let id = TaskId::new(raw_id).expect("task ids start at 1");
+        let task = Arc::new(Task::new(id, work, sink, handle == Handle::Detached));
+        if !self
+            .registry
+            .insert_unless(erase(Arc::clone(&task)), &self.closing)
+        {
+            self.withdraw();
+            let task = Arc::try_unwrap(task)
+                .ok()
+                .expect("a rejected task is not shared");
+            return Err(reject(SpawnErrorKind::Closed, task.into_work()));
+        }
+        log_safely!(Trace, "{id} queued");
+        let kept = match handle {
+            Handle::Detached => {
+                self.enqueue(erase(task));
+                None
+            }
+            Handle::Kept => {
+                self.enqueue(erase(Arc::clone(&task)));
+                Some(task)
+            }
+        };
+        Ok((id, kept))
+    }
+
+    /// Puts an accepted, registered task at the back of the run queue, and
+    /// makes sure someone will take it.
+    pub(crate) fn enqueue(self: &Arc<Self>, job: Arc<dyn Job>) {
+        // The receiver lives in `self`: an unbounded send cannot fail.
+        let _ = self.sender.send(Message::Run(job));
+        self.after_enqueue();
+    }
+
+    /// A task refused because the engine is closed, settled at once as if
+    /// a close had cancelled it (for a scope's `spawn`, which must return a
+    /// handle): it uses up an id, its closure is dropped here, and its
+    /// handle will see `Cancelled`.
+    pub(crate) fn cancelled_task<W: Work, S: Sink>(&self, work: W, sink: S) -> Arc<Task<W, S>> {
+        let id = TaskId::new(self.counts.burn_id()).expect("task ids start at 1");
+        let task = Arc::new(Task::new(id, work, sink, false));
+        if let Some(claim) = task.header().try_cancel() {
+            task.discard(claim, &worker::RefusedCx(self));
+        }
+        task
+    }
+
+    /// Wakes every waiter (a task set or a scope saw one of its tasks
+    /// settle).
+    pub(crate) fn wake_waiters(&self) {
+        self.parking.notify_all();
+    }
+
+    /// Dropping a result on its handle's thread panicked: log and count it.
+    pub(crate) fn result_drop_panicked(&self, id: TaskId, message: &str) {
+        log_safely!(Error, "{id}: dropping its result panicked: {message}");
+        StatCounters::add(&self.stats.panicked, true);
+    }
+
+    /// A spawn gave its reservation back.
+    fn withdraw(&self) {
+        let settled = self.counts.unreserve();
+        self.space_freed();
+        self.after_settle(settled);
+    }
+
+    /// Asks a task to stop; cancels it outright if it has not started.
+    /// True if it was still queued or running.
+    pub(crate) fn cancel_job(&self, job: &dyn Job) -> bool {
+        let header = job.header();
+        header.request_cancel();
+        if let Some(claim) = header.try_cancel() {
+            self.settle_cancelled(job, claim);
+            true
+        } else {
+            header.is_running()
+        }
+    }
+
+    pub(crate) fn cancel(&self, id: TaskId) -> bool {
+        match self.registry.get(id) {
+            Some(job) => self.cancel_job(&*job),
+            None => false,
+        }
+    }
+
+    /// Cancels every queued task, then flags every running one (in that
+    /// order, so that a slot freed by a task that stops on its flag never
+    /// picks up a task this call was about to cancel). Returns the ids it
+    /// reached, ascending.
+    pub(crate) fn cancel_all(&self) -> Vec<TaskId> {
+        let all = self.registry.snapshot();
+        let mut reached = Vec::new();
+        for job in &all {
+            let header = job.header();
+            if let Some(claim) = header.try_cancel() {
+                header.request_cancel();
+                reached.push(header.id());
+                self.settle_cancelled(&**job, claim);
+            }
+        }
+        for job in &all {
+            let header = job.header();
+            if header.is_running() {
+                header.request_cancel();
+                reached.push(header.id());
+            }
+        }
+        reached.sort_unstable();
+        reached.dedup();
+        reached
+    }
+
+    /// `None` only for an id above every id used so far.
+    pub(crate) fn state(&self, id: TaskId) -> Option<TaskState> {
+        if id.get() > self.counts.issued() {
+            return None;
+        }
+        Some(match self.registry.get(id) {
+            Some(job) => job.header().task_state(),
+            None => TaskState::Finished,
+        })
+    }
+
+    /// The task registered under `id`, if it is not settled and gone.
+    pub(crate) fn find(&self, id: TaskId) -> Option<Arc<dyn Job>> {
+        self.registry.get(id)
+    }
+
+    /// Whether `id` was ever handed out.
+    pub(crate) fn was_issued(&self, id: TaskId) -> bool {
+        id.get() <= self.counts.issued()
+    }
+
+    /// Ids accepted and not started, ascending.
+    pub(crate) fn queued(&self) -> Vec<TaskId> {
+        let mut ids: Vec<TaskId> = self
+            .registry
+            .snapshot()
+            .iter()
+            .map(|job| job.header())
+            .filter(|header| header.is_queued())
+            .map(|header| header.id())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = Stats::default();
+        let (mut started, mut discarded) = (0, 0);
+        self.workers
+            .lock()
+            .add_to(&mut stats, &mut started, &mut discarded);
+        self.stats.add_to(&mut stats, &mut started, &mut discarded);
+        stats.queued = match self.counts.queued() {
+            Some(queued) => queued,
+            None => self
+                .counts
+                .accepted()
+                .saturating_sub(started)
+                .saturating_sub(discarded) as usize,
+        };
+        stats.threads = self.threads_alive.load(Ordering::Acquire);
+        stats
+    }
+}

@@ -1,0 +1,522 @@
+//! The worker threads: how they start (lazily), what each does with a job,
+//! and how they retire or stop.
+//!
+//! A worker pulls [`Message`]s from the run queue. For a job it first claims
+//! the task (QUEUED → RUNNING; a task that was cancelled, or already run by
+//! a helping waiter, is skipped), shows the task's id in its [`Slot`], runs
+//! the closure inside the catch boundary, and settles the task. Idle workers
+//! block in the channel's `recv`, which parks the thread: nothing spins.
+//!
+//! Threads start as work arrives: a spawn that finds fewer threads than
+//! active tasks starts one more, up to the limit, so that there are always
+//! at least `min(active, limit)` threads, and every thread that is not busy
+//! is blocked in `recv` or on its way there.
+//!
+//! A thread leaves in one of three ways: close sends one [`Message::Exit`]
+//! per thread; with `keep_alive` an idle thread retires when its receive
+//! times out (unless work arrived meanwhile); after `set_max_tasks` lowered
+//! the limit, a surplus thread retires before it takes its next task, and
+//! idle surplus threads are woken with [`Message::Wake`] to do so.
+
+use std::cell::RefCell;
+use std::io;
+use std::sync::{Arc, Weak};
+
+use super::{Engine, Message, StatCounters};
+use crate::current;
+use crate::hooks::{Hooks, PanicReport};
+use crate::padded::Padded;
+use crate::panic::log_safely;
+use crate::registry::Removals;
+use crate::stats::Stats;
+use crate::sync::thread::{self, JoinHandle};
+use crate::sync::{AtomicU64, Ordering, RecvTimeoutError};
+use crate::task::cell::{Context, Job, Outcome};
+use crate::task::{Claim, TaskId};
+
+/// One worker's view to the outside.
+#[derive(Default)]
+pub(crate) struct Slot {
+    /// The task running on this thread now, innermost first: 0 when idle,
+    /// and while the thread's task is parked in a wait with nothing inline.
+    /// For `running()` and `stats().running`.
+    pub(super) current: AtomicU64,
+    /// The outermost task on this thread (0 when idle): close leaves a
+    /// thread that is occupied to finish on its own rather than join it.
+    occupied: AtomicU64,
+    pub(super) counters: StatCounters,
+}
+
+struct Entry {
+    thread: JoinHandle<()>,
+    slot: Arc<Padded<Slot>>,
+    index: usize,
+}
+
+/// The engine's threads. Guarded by a mutex that only thread start and
+/// exit, close, `running()` and `stats()` take.
+#[derive(Default)]
+pub(crate) struct Workers {
+    threads: Vec<Entry>,
+    /// The slots of live threads and of threads close stopped, kept so that
+    /// their counters still count.
+    slots: Vec<Arc<Padded<Slot>>>,
+    /// The counters of threads that retired.
+    retired: StatCounters,
+    /// Set by close: no thread starts after it.
+    stopped: bool,
+}
+
+impl Workers {
+    pub(super) fn add_to(&self, stats: &mut Stats, started: &mut u64, discarded: &mut u64) {
+        for slot in &self.slots {
+            slot.counters.add_to(stats, started, discarded);
+            stats.running += usize::from(slot.current.load(Ordering::Acquire) != 0);
+        }
+        self.retired.add_to(stats, started, discarded);
+    }
+
+    /// The lowest thread number not in use, so names stay in `0..limit`.
+    fn free_index(&self) -> usize {
+        (0..)
+            .find(|n| self.threads.iter().all(|entry| entry.index != *n))
+            .expect("a free index")
+    }
+}
+
+/// What a worker thread knows about itself, for waits that help and for
+/// `current_spawner()`.
+struct WorkerRecord {
+    key: usize,
+    slot: Arc<Padded<Slot>>,
+    engine: Weak<Engine>,
+}
+
+crate::sync::thread_local_cell! {
+    static WORKER: RefCell<Option<WorkerRecord>> = RefCell::new(None);
+}
+
+/// The engine whose task this thread is running, if any.
+pub(crate) fn current_engine() -> Option<Arc<Engine>> {
+    current::current_task()?;
+    WORKER.with(|record| record.borrow().as_ref()?.engine.upgrade())
+}
+
+/// This thread's slot, if it is a worker of the engine `key`.
+pub(super) fn own_slot(key: usize) -> Option<Arc<Padded<Slot>>> {
+    WORKER.with(|record| {
+        record
+            .borrow()
+            .as_ref()
+            .filter(|record| record.key == key)
+            .map(|record| Arc::clone(&record.slot))
+    })
+}
+
+/// Why a thread may retire.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retire {
+    /// `keep_alive` passed without work.
+    Idle,
+    /// More threads than the limit.
+    Surplus,
+}
+
+/// How a running task reports back to the engine, on the worker's thread.
+struct RunCx<'a> {
+    engine: &'a Engine,
+    slot: &'a Slot,
+    /// What the slot showed before this task (0, or a parked parent's 0).
+    previous: u64,
+}
+
+impl Context for RunCx<'_> {
+    fn panicked(&self, id: TaskId, message: &str, payload: &(dyn std::any::Any + Send)) {
+        log_safely!(Error, "{id} panicked: {message}");
+        self.engine
+            .config
+            .hooks
+            .panic_hook(&PanicReport::new(id, message, payload));
+    }
+
+    fn drop_panicked(&self, id: TaskId, what: &str, message: &str) {
+        log_safely!(Error, "{id}: dropping {what} panicked: {message}");
+        StatCounters::add(&self.slot.counters.panicked, false);
+    }
+
+    fn finishing(&self, _id: TaskId, outcome: Outcome) {
+        StatCounters::add(self.slot.counters.counter(outcome), false);
+        self.slot.current.store(self.previous, Ordering::Release);
+    }
+
+    fn settled(&self) {
+        self.engine.count_settled();
+    }
+
+    fn wake_waiters(&self) {
+        self.engine.parking.notify_all();
+    }
+}
+
+/// How a cancelled task reports back, on whatever thread cancelled it.
+struct CancelCx<'a>(&'a Engine);
+
+impl Context for CancelCx<'_> {
+    fn panicked(&self, id: TaskId, message: &str, _payload: &(dyn std::any::Any + Send)) {
+        log_safely!(Error, "{id} panicked: {message}");
+    }
+
+    fn drop_panicked(&self, id: TaskId, what: &str, message: &str) {
+        log_safely!(
+            Error,
+            "{id} was cancelled and dropping {what} panicked: {message}"
+        );
+        StatCounters::add(&self.0.stats.panicked, true);
+    }
+
+    fn finishing(&self, _id: TaskId, outcome: Outcome) {
+        StatCounters::add(&self.0.stats.discarded, true);
+        StatCounters::add(self.0.stats.counter(outcome), true);
+    }
+
+    fn settled(&self) {
+        self.0.count_settled();
+    }
+
+    fn wake_waiters(&self) {
+        self.0.parking.notify_all();
+    }
+}
+
+/// How a spawn refused by a closed engine reports its cancellation: the
+/// task was never accepted, so it counts only as cancelled.
+pub(super) struct RefusedCx<'a>(pub(super) &'a Engine);
+
+impl Context for RefusedCx<'_> {
+    fn panicked(&self, id: TaskId, message: &str, _payload: &(dyn std::any::Any + Send)) {
+        log_safely!(Error, "{id} panicked: {message}");
+    }
+
+    fn drop_panicked(&self, id: TaskId, what: &str, message: &str) {
+        log_safely!(
+            Error,
+            "{id} was refused and dropping {what} panicked: {message}"
+        );
+        StatCounters::add(&self.0.stats.panicked, true);
+    }
+
+    fn finishing(&self, _id: TaskId, outcome: Outcome) {
+        StatCounters::add(self.0.stats.counter(outcome), true);
+    }
+
+    /// A refused task was never counted as active.
+    fn settled(&self) {}
+
+    fn wake_waiters(&self) {
+        self.0.parking.notify_all();
+    }
+}
+
+impl Engine {
+    /// Starts one more worker unless there are enough for the active tasks,
+    /// or close stopped the workers. Fails only if the OS refused.
+    pub(super) fn grow(self: &Arc<Self>) -> io::Result<()> {
+        let name = {
+            let mut workers = self.workers.lock();
+            let wanted = self.counts.active().min(self.limit());
+            if workers.stopped || self.threads_alive.load(Ordering::Acquire) >= wanted {
+                return Ok(());
+            }
+            self.start_thread(&mut workers)?
+        };
+        log_safely!(Trace, "started worker thread {name}");
+        Ok(())
+    }
+
+    fn start_thread(self: &Arc<Self>, workers: &mut Workers) -> io::Result<String> {
+        let index = workers.free_index();
+        let name = format!("{}-{}", self.config.thread_name, index);
+        let slot = Arc::new(Padded(Slot::default()));
+        let mut builder = thread::Builder::new().name(name.clone());
+        if let Some(size) = self.config.stack_size {
+            builder = builder.stack_size(size);
+        }
+        let engine = Arc::clone(self);
+        let worker_slot = Arc::clone(&slot);
+        self.threads_alive.fetch_add(1, Ordering::SeqCst);
+        match builder.spawn(move || engine.work(worker_slot)) {
+            Ok(thread) => {
+                workers.threads.push(Entry {
+                    thread,
+                    slot: Arc::clone(&slot),
+                    index,
+                });
+                workers.slots.push(slot);
+                Ok(name)
+            }
+            Err(error) => {
+                self.threads_alive.fetch_sub(1, Ordering::SeqCst);
+                Err(error)
+            }
+        }
+    }
+
+    /// Starts threads until there are enough for the active tasks under
+    /// the limit (after the limit was raised).
+    pub(crate) fn grow_to_limit(self: &Arc<Self>) {
+        loop {
+            let before = self.threads_alive.load(Ordering::Acquire);
+            if self.grow().is_err() || self.threads_alive.load(Ordering::Acquire) == before {
+                return;
+            }
+        }
+    }
+
+    /// The body of a worker thread.
+    fn work(self: Arc<Self>, slot: Arc<Padded<Slot>>) {
+        WORKER.with(|record| {
+            *record.borrow_mut() = Some(WorkerRecord {
+                key: self.key(),
+                slot: Arc::clone(&slot),
+                engine: Arc::downgrade(&self),
+            })
+        });
+        Hooks::thread_hook(&self.config.hooks.on_thread_start, "on_thread_start");
+        let mut removals = Removals::new();
+        let mut retired = false;
+        loop {
+            let message = match self.config.keep_alive {
+                None => self.receiver.recv().ok(),
+                Some(idle) => match self.receiver.recv_timeout(idle) {
+                    Ok(message) => Some(message),
+                    Err(RecvTimeoutError::Timeout) => {
+                        removals.flush(&self.registry, &self.graveyard);
+                        if self.try_retire(Retire::Idle, &slot) {
+                            retired = true;
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => None,
+                },
+            };
+            match message {
+                Some(Message::Run(job)) => {
+                    if self.is_surplus() && self.try_retire(Retire::Surplus, &slot) {
+                        // Hand the job on to a thread that stays.
+                        self.enqueue(job);
+                        retired = true;
+                        break;
+                    }
+                    self.process(job, &slot, &mut removals);
+                }
+                Some(Message::Wake) => {
+                    if self.is_surplus() && self.try_retire(Retire::Surplus, &slot) {
+                        retired = true;
+                        break;
+                    }
+                }
+                Some(Message::Exit) | None => break,
+            }
+        }
+        removals.flush(&self.registry, &self.graveyard);
+        Hooks::thread_hook(&self.config.hooks.on_thread_stop, "on_thread_stop");
+        WORKER.with(|record| record.borrow_mut().take());
+        if !retired {
+            self.threads_alive.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn is_surplus(&self) -> bool {
+        self.threads_alive.load(Ordering::Acquire) > self.limit()
+    }
+
+    /// Lets this thread go, unless close is stopping the threads (it will
+    /// send an exit), the thread is not surplus after all, or (for an idle
+    /// thread) work arrived meanwhile.
+    fn try_retire(&self, why: Retire, slot: &Arc<Padded<Slot>>) -> bool {
+        let mut workers = self.workers.lock();
+        if workers.stopped {
+            return false;
+        }
+        match why {
+            Retire::Surplus => {
+                if self.threads_alive.load(Ordering::Acquire) <= self.limit() {
+                    return false;
+                }
+                self.threads_alive.fetch_sub(1, Ordering::SeqCst);
+            }
+            Retire::Idle => {
+                // Paired with `after_enqueue`: a spawner sends, then reads
+                // the thread count; this thread lowers the count, then looks
+                // at the queue. All SeqCst (crossbeam's send and `is_empty`
+                // are), so one of the two sees the other.
+                self.threads_alive.fetch_sub(1, Ordering::SeqCst);
+                if !self.receiver.is_empty() {
+                    self.threads_alive.fetch_add(1, Ordering::SeqCst);
+                    return false;
+                }
+            }
+        }
+        if let Some(at) = workers
+            .threads
+            .iter()
+            .position(|entry| Arc::ptr_eq(&entry.slot, slot))
+        {
+            // Dropping the join handle detaches this (exiting) thread.
+            drop(workers.threads.swap_remove(at));
+        }
+        if let Some(at) = workers.slots.iter().position(|s| Arc::ptr_eq(s, slot)) {
+            let slot = workers.slots.swap_remove(at);
+            workers.retired.absorb(&slot.counters);
+        }
+        true
+    }
+
+    /// Claims and runs one job taken from the queue.
+    fn process(&self, job: Arc<dyn Job>, slot: &Slot, removals: &mut Removals) {
+        let header = job.header();
+        if !header.is_queued() {
+            return; // cancelled, or already run by a helping waiter
+        }
+        let id = header.id().get();
+        // The slot is written before the claim, and the claim is a release:
+        // whoever reads the task as RUNNING then finds it in a slot.
+        slot.occupied.store(id, Ordering::Relaxed);
+        slot.current.store(id, Ordering::Relaxed);
+        let Some(claim) = header.try_start() else {
+            slot.current.store(0, Ordering::Release);
+            slot.occupied.store(0, Ordering::Release);
+            return;
+        };
+        StatCounters::add(&slot.counters.started, false);
+        if self.counts.started() {
+            self.space_freed();
+        }
+        self.execute(&job, claim, slot, Some(removals), 0);
+        slot.occupied.store(0, Ordering::Release);
+    }
+
+    /// Runs a task whose claim this thread won, on `slot`, then settles it:
+    /// the result is handed over or dropped (inside `run`), then the
+    /// registry entry goes, then the task counts as settled.
+    pub(super) fn execute(
+        &self,
+        job: &Arc<dyn Job>,
+        claim: Claim<'_>,
+        slot: &Slot,
+        removals: Option<&mut Removals>,
+        previous: u64,
+    ) {
+        let header = job.header();
+        let id = header.id();
+        log_safely!(Trace, "{id} started");
+        let cx = RunCx {
+            engine: self,
+            slot,
+            previous,
+        };
+        let outcome = {
+            let _entered = current::enter(header, self.key());
+            job.run(claim, &cx)
+        };
+        log_safely!(Trace, "{id} finished: {outcome:?}");
+        match removals {
+            Some(removals) => removals.push(&self.registry, &self.graveyard, id),
+            None => self.registry.remove(id),
+        }
+    }
+
+    /// Counts a task as settled and wakes idle waiters if that was the
+    /// last one they waited for.
+    fn count_settled(&self) {
+        let settled = self.counts.settled();
+        self.after_settle(settled);
+    }
+
+    /// Settles a task whose cancellation this thread won: drops its
+    /// closure, counts it, and hands `Cancelled` over.
+    pub(crate) fn settle_cancelled(&self, job: &dyn Job, claim: Claim<'_>) {
+        let id = job.header().id();
+        if self.counts.left_queue_cancelled() {
+            self.space_freed();
+        }
+        job.discard(claim, &CancelCx(self));
+        self.registry.remove(id);
+        log_safely!(Trace, "{id} cancelled before it started");
+    }
+
+    /// The ids of the tasks running now, ascending.
+    pub(crate) fn running(&self) -> Vec<TaskId> {
+        let mut ids: Vec<TaskId> = self
+            .workers
+            .lock()
+            .slots
+            .iter()
+            .filter_map(|slot| TaskId::new(slot.current.load(Ordering::Acquire)))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// How many tasks run now (parked ones not counted).
+    pub(super) fn running_count(&self) -> usize {
+        self.workers
+            .lock()
+            .slots
+            .iter()
+            .filter(|slot| slot.current.load(Ordering::Acquire) != 0)
+            .count()
+    }
+
+    /// Changes the concurrency limit: raising starts threads for queued
+    /// work at once; lowering wakes idle surplus threads to retire.
+    pub(crate) fn set_limit(self: &Arc<Self>, limit: usize) {
+        let before = self.limit.swap(limit, Ordering::AcqRel);
+        if limit > before {
+            self.grow_to_limit();
+        } else if limit < before {
+            let alive = self.threads_alive.load(Ordering::Acquire);
+            for _ in limit..alive {
+                let _ = self.sender.send(Message::Wake);
+            }
+        }
+    }
+
+    /// Stops every worker: marks them stopped, sends each an exit message,
+    /// and joins those that are idle. Occupied threads (a task still runs
+    /// or is parked on them) and the caller's own thread stay listed and
+    /// exit on their own when their task returns.
+    pub(super) fn stop_workers(&self) {
+        let me = thread::current().id();
+        let to_join = {
+            let mut workers = self.workers.lock();
+            workers.stopped = true;
+            for _ in &workers.threads {
+                // The receiver lives in `self`: the send cannot fail.
+                let _ = self.sender.send(Message::Exit);
+            }
+            let (keep, join): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut workers.threads)
+                .into_iter()
+                .partition(|entry| {
+                    // A thread whose task has settled and is only handing
+                    // its result over will be free in a moment: join it.
+                    entry.thread.thread().id() == me
+                        || TaskId::new(entry.slot.occupied.load(Ordering::Acquire))
+                            .and_then(|id| self.registry.get(id))
+                            .is_some_and(|job| job.header().is_running())
+                });
+            workers.threads = keep;
+            join
+        };
+        for entry in to_join {
+            if entry.thread.join().is_err() {
+                log_safely!(
+                    Error,
+                    "a worker thread of {} ended with a panic",
+                    self.config.thread_name
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! One task: its id, its state word, and the single allocation that holds
+//! its closure, its flags and its result slot (`cell`).
+//!
+//! Nothing here is public but [`TaskId`] and [`TaskState`]; the engine
+//! (`crate::engine`) drives the protocol, the handles (`crate::handle`) read
+//! its results.
+//!
+//! # The task state word
+//!
+//! Everything a task's parties need to agree on is in one atomic `u32`: a
+//! phase in the low two bits, and four flags.
+//!
+//! ```text
+//!             try_start (a worker, or a waiting task that helps)
+//!   QUEUED ───────────────────────────────▶ RUNNING ──finish──▶ FINISHED
+//!      │
+//!      └──try_cancel (cancel, cancel_all, close, a timer)──▶ CANCELLED
+//!
+//!   flags: CANCEL_REQUESTED  read by is_cancelled()
+//!          PUBLISHED         the result belongs to the handle
+//!          DETACHED          the handle is gone
+//!          JOIN_WAITING      someone sleeps on the engine's parking gate for it
+//! ```
+//!
+//! Leaving `QUEUED` is a compare-and-swap, so exactly one party wins it and
+//! receives a [`Claim`]: the proof, checked by the type system, that it alone
+//! may take the closure out of the cell (to run it or to drop it) and write
+//! the result. A task is therefore run at most once and settled exactly once.
+//!
+//! A task stays `RUNNING` until its result has been handed to its handle
+//! (`PUBLISHED`) or dropped: a result whose `Drop` is slow, or spawns, is
+//! still part of its task, as far as `state()`, `drain` and `close` can see.
+
+pub(crate) mod cell;
+
+use std::fmt;
+use std::num::NonZeroU64;
+
+use crate::sync::{AtomicU32, Ordering};
+
+/// The id of a task, unique within its manager.
+///
+/// Ids increase in the order in which tasks are accepted, and the first task
+/// of a manager is `task-1`.
+///
+/// # Examples
+///
+/// ```
+/// let manager = taskwarden::TaskManager::new(2);
+/// let first = manager.spawn(|| ()).unwrap();
+/// let second = manager.spawn(|| ()).unwrap();
+/// assert_eq!(first.id().get(), 1);
+/// assert!(first.id() < second.id());
+/// assert_eq!(second.id().to_string(), "task-2");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId(NonZeroU64);
+
+impl TaskId {
+    pub(crate) fn new(raw: u64) -> Option<TaskId> {
+        NonZeroU64::new(raw).map(TaskId)
+    }
+
+    /// The number behind the id, starting at 1 for a manager's first task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// assert_eq!(manager.spawn(|| ()).unwrap().id().get(), 1);
+    /// ```
+    #[must_use]
+    pub fn get(self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskId({})", self.0)
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task-{}", self.0)
+    }
+}
+
+/// Where a task is in its life, from [`TaskManager::state`](crate::TaskManager::state).
+///
+/// # Examples
+///
+/// ```
+/// use taskwarden::{TaskManager, TaskState};
+/// let manager = TaskManager::new(1);
+/// let handle = manager.spawn(|| 1).unwrap();
+/// let id = handle.id();
+/// handle.join().unwrap();
+/// assert_eq!(manager.state(id), Some(TaskState::Finished));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TaskState {
+    /// Accepted and not started: waiting for a slot, or for its start time.
+    Queued,
+    /// Running: its closure has been called and its result is not yet
+    /// handed over or dropped. A task parked in a wait reads `Running` too.
+    Running,
+    /// Returned, panicked, cancelled, or rejected at spawn.
+    Finished,
+}
+
+const PHASE: u32 = 0b11;
+const QUEUED: u32 = 0;
+const RUNNING: u32 = 1;
+const CANCELLED: u32 = 2;
+const FINISHED: u32 = 3;
+const CANCEL_REQUESTED: u32 = 1 << 2;
+const PUBLISHED: u32 = 1 << 3;
+const DETACHED: u32 = 1 << 4;
+const JOIN_WAITING: u32 = 1 << 5;
+
+/// The exclusive right to a task's cell, won by leaving `QUEUED`. Only
+/// [`Header::try_start`] and [`Header::try_cancel`] make one, and the cell's
+/// owner-only operations consume it, so that "only the winner touches the
+/// cell" is checked by the compiler rather than promised by a comment.
+#[must_use = "a claim must be used to run or discard its task"]
+pub(crate) struct Claim<'a> {
+    header: &'a Header,
+}
+
+impl Claim<'_> {
+    /// Whether this claim is for the task with this header.
+    pub(crate) fn is_for(&self, header: &Header) -> bool {
+        std::ptr::eq(self.header, header)
+    }
+}
+
+/// How the owner's attempt to hand the result to the handle ended.
+pub(crate) enum HandOver {
+    /// `PUBLISHED` is set: the result belongs to the handle now.
+    Published {
+        /// A joiner announced itself: wake the parking gate.
+        wake: bool,
+    },
+    /// The handle is gone: the owner must drop the result, then call
+    /// [`Header::finish_detached`].
+    Detached,
+}
+
+/// What every task has whatever its closure and result types: its id and
+/// its state word.
+pub(crate) struct Header {
+    id: TaskId,
+    state: AtomicU32,
+}
+
+impl Header {
+    /// A queued task; `detached` when no handle will ever exist.
+    pub(crate) fn new(id: TaskId, detached: bool) -> Header {
+        Header {
+            id,
+            state: AtomicU32::new(if detached { DETACHED } else { QUEUED }),
+        }
+    }
+
+    pub(crate) fn id(&self) -> TaskId {
+        self.id
+    }
+
+    fn phase(&self) -> u32 {
+        self.state.load(Ordering::Acquire) & PHASE
+    }
+
+    /// QUEUED → RUNNING: the caller now owns the closure. Acquire on
+    /// success: the owner sees the closure the spawner wrote (through the
+    /// channel, or through this word for a task claimed by a helper).
+    /// Release: a worker's slot store made before is visible to whoever
+    /// later reads `RUNNING`.
+    pub(crate) fn try_start(&self) -> Option<Claim<'_>> {
+        self.leave_queue(RUNNING)
+    }
+
+    /// QUEUED → CANCELLED: the caller must discard the closure.
+    pub(crate) fn try_cancel(&self) -> Option<Claim<'_>> {
+        self.leave_queue(CANCELLED)
+    }
+
+    fn leave_queue(&self, to: u32) -> Option<Claim<'_>> {
+        let mut current = self.state.load(Ordering::Relaxed);
+        loop {
+            if current & PHASE != QUEUED {
+                return None;
+            }
+            // Other flags may change under us (a cancel request, a detach):
+            // keep them, change only the phase.
+            match self.state.compare_exchange_weak(
+                current,
+                current | to,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(Claim { header: self }),
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// The owner offers the stored result to the handle: sets `PUBLISHED`
+    /// (and, for a task that ran, FINISHED) unless the handle is gone.
+    ///
+    /// The detach RMW and this CAS are totally ordered on the one word:
+    /// either the handle sees `PUBLISHED` and takes or drops the result
+    /// itself, or this sees `DETACHED` and the owner drops it.
+    pub(crate) fn hand_over(&self) -> HandOver {
+        let mut current = self.state.load(Ordering::Acquire);
+        loop {
+            if current & DETACHED != 0 {
+                return HandOver::Detached;
+            }
+            let phase = if current & PHASE == RUNNING {
+                FINISHED
+            } else {
+                current & PHASE
+            };
+            let next = (current & !PHASE) | phase | PUBLISHED;
+            match self.state.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return HandOver::Published {
+                        wake: current & JOIN_WAITING != 0,
+                    }
+                }
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// RUNNING (or CANCELLED) → FINISHED once the owner has dropped a
+    /// result nobody will take. An RMW, since a cancel request or a waiter
+    /// may race in; true if a waiter announced itself (wake the gate).
+    pub(crate) fn finish_detached(&self) -> bool {
+        let before = self.state.fetch_or(FINISHED, Ordering::AcqRel);
+        debug_assert!(before & PHASE != QUEUED);
+        before & JOIN_WAITING != 0
+    }
+
+    /// The handle goes away: true if the result was already published (and
+    /// the handle must drop it).
+    pub(crate) fn detach(&self) -> bool {
+        self.state.fetch_or(DETACHED, Ordering::AcqRel) & PUBLISHED != 0
+    }
+
+    /// A waiter announces itself before sleeping on the parking gate; true
+    /// if the task is done already. The RMW orders the announcement against
+    /// the owner's hand-over CAS and its `finish_detached` RMW: whichever
+    /// comes second sees the other.
+    pub(crate) fn announce_waiter(&self) -> bool {
+        let before = self.state.fetch_or(JOIN_WAITING, Ordering::AcqRel);
+        before & PUBLISHED != 0 || before & PHASE == FINISHED
+    }
+
+    /// The handle is gone (or never existed).
+    pub(crate) fn is_detached(&self) -> bool {
+        self.state.load(Ordering::Acquire) & DETACHED != 0
+    }
+
+    pub(crate) fn is_queued(&self) -> bool {
+        self.phase() == QUEUED
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.phase() == RUNNING
+    }
+
+    /// Settled for good: ran and handed over or dropped its result, or was
+    /// cancelled before it ran.
+    pub(crate) fn is_done(&self) -> bool {
+        let state = self.state.load(Ordering::Acquire);
+        state & PHASE == FINISHED || state & PUBLISHED != 0
+    }
+
+    /// What `TaskManager::state` says of this task.
+    pub(crate) fn task_state(&self) -> TaskState {
+        match self.phase() {
+            QUEUED => TaskState::Queued,
+            RUNNING => TaskState::Running,
+            _ => TaskState::Finished,
+        }
+    }
+
+    /// Sets the flag that `is_cancelled` reads; true if this call set it.
+    /// An RMW on the shared word, so it never loses another party's flag.
+    pub(crate) fn request_cancel(&self) -> bool {
+        self.state.fetch_or(CANCEL_REQUESTED, Ordering::Relaxed) & CANCEL_REQUESTED == 0
+    }
+
+    pub(crate) fn cancel_requested(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & CANCEL_REQUESTED != 0
+    }
+
+    /// The result is ready for the handle (acquire: the cell's contents
+    /// are visible once this is true).
+    pub(crate) fn is_published(&self) -> bool {
+        self.state.load(Ordering::Acquire) & PUBLISHED != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header {
+        Header::new(TaskId::new(1).unwrap(), false)
+    }
+
+    #[test]
+    fn exactly_one_claim_leaves_the_queue() {
+        let h = header();
+        assert!(h.try_start().is_some());
+        assert!(h.try_start().is_none());
+        assert!(h.try_cancel().is_none());
+        assert_eq!(h.task_state(), TaskState::Running);
+    }
+
+    #[test]
+    fn hand_over_then_detach_leaves_the_result_to_the_handle() {
+        let h = header();
+        let _claim = h.try_start().unwrap();
+        assert!(matches!(h.hand_over(), HandOver::Published { wake: false }));
+        assert_eq!(h.task_state(), TaskState::Finished);
+        assert!(h.detach(), "the handle drops a published result");
+    }
+
+    #[test]
+    fn detach_then_hand_over_leaves_the_result_to_the_owner() {
+        let h = header();
+        let _claim = h.try_start().unwrap();
+        assert!(!h.detach());
+        assert!(matches!(h.hand_over(), HandOver::Detached));
+        assert_eq!(h.task_state(), TaskState::Running, "until dropped");
+        assert!(!h.announce_waiter());
+        assert!(h.finish_detached(), "the waiter is woken");
+        assert!(h.announce_waiter(), "and sees the task done");
+        assert_eq!(h.task_state(), TaskState::Finished);
+    }
+
+    #[test]
+    fn a_waiter_is_woken_by_the_hand_over() {
+        let h = header();
+        let _claim = h.try_cancel().unwrap();
+        assert!(!h.announce_waiter());
+        assert!(matches!(h.hand_over(), HandOver::Published { wake: true }));
+        assert!(h.is_published() && h.is_done());
+        assert_eq!(h.task_state(), TaskState::Finished);
+    }
+}
