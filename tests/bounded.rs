@@ -78,13 +78,13 @@ fn cancelling_a_queued_task_makes_room() {
     });
 }
 
+/// What a producer's spawn returned, with its closure type named.
+type Spawned = Result<(), SpawnError<fn() -> &'static str>>;
+
 /// Starts `n` producers that each spawn into the full queue of `manager`,
 /// and waits until all are blocked: each raised its flag just before its
 /// spawn, the queue is full, and no spawn has returned.
-fn blocked_spawners(
-    manager: &Arc<TaskManager>,
-    n: usize,
-) -> mpsc::Receiver<Result<(), SpawnError<fn() -> &'static str>>> {
+fn blocked_spawners(manager: &Arc<TaskManager>, n: usize) -> mpsc::Receiver<Spawned> {
     let (returned, results) = mpsc::channel();
     let about_to_spawn = Arc::new(AtomicUsize::new(0));
     for _ in 0..n {
@@ -138,7 +138,10 @@ fn close_wakes_blocked_spawners(n: usize) {
     gate.open();
     let report = closer.join().unwrap();
     assert!(report.is_clean(), "{report:?}");
-    assert!(queued_ran.load(Ordering::SeqCst), "the queued task still ran");
+    assert!(
+        queued_ran.load(Ordering::SeqCst),
+        "the queued task still ran"
+    );
 }
 
 #[test]

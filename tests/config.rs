@@ -105,10 +105,7 @@ fn the_stack_size_is_applied_to_the_workers() {
         }
     }
     watchdog(|| {
-        let manager = TaskManager::builder()
-            .stack_size(8 << 20)
-            .start()
-            .unwrap();
+        let manager = TaskManager::builder().stack_size(8 << 20).start().unwrap();
         let used = manager
             .spawn(|| {
                 let top = 0_u8;

@@ -49,9 +49,9 @@ fn a_logger_that_panics_on_every_record() {
             report_others(info);
         }
     }));
-    log::set_logger(&Panics).expect("the only logger in this test binary");
-    log::set_max_level(LevelFilter::Trace);
     watchdog(|| {
+        log::set_logger(&Panics).expect("the only logger in this test binary");
+        log::set_max_level(LevelFilter::Trace);
         // Tasks settle (traces at queued, started, finished; errors for
         // the panicking ones), and drain returns.
         let manager = TaskManager::new(2);

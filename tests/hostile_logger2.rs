@@ -49,9 +49,9 @@ impl Log for SpawnsPerRecord {
 
 #[test]
 fn a_logger_that_spawns_on_the_same_manager() {
-    log::set_logger(&SpawnsPerRecord).expect("the only logger in this test binary");
-    log::set_max_level(LevelFilter::Trace);
     watchdog(|| {
+        log::set_logger(&SpawnsPerRecord).expect("the only logger in this test binary");
+        log::set_max_level(LevelFilter::Trace);
         let manager = Arc::new(TaskManager::builder().max_tasks(2).start().unwrap());
         *SLOT.lock().unwrap() = Some(Arc::downgrade(&manager));
         let handles: Vec<_> = (0..20_u64)

@@ -126,11 +126,16 @@ fn each_task_is_traced() {
             .unwrap();
         let ours = |event: &str, on_a_worker: bool| {
             let text = format!("{id} {event}");
-            records().0.lock().unwrap().iter().any(|(level, line, thread)| {
-                *level == Level::Trace
-                    && line.starts_with(&text)
-                    && (thread == SPAWNER || (on_a_worker && thread.starts_with(WORKERS)))
-            })
+            records()
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(level, line, thread)| {
+                    *level == Level::Trace
+                        && line.starts_with(&text)
+                        && (thread == SPAWNER || (on_a_worker && thread.starts_with(WORKERS)))
+                })
         };
         let all = || format!("{:?}", records().0.lock().unwrap());
         assert!(ours("queued", false), "{}", all());

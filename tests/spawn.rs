@@ -395,7 +395,11 @@ fn outside_a_task_there_is_no_current_task() {
         let (before, child_id, in_child, after) = parent.join().unwrap();
         assert_eq!(before, (Some(parent_id), true));
         assert_eq!(in_child, (Some(child_id), false), "the child's own record");
-        assert_eq!(after, (Some(parent_id), true), "the parent's record restored");
+        assert_eq!(
+            after,
+            (Some(parent_id), true),
+            "the parent's record restored"
+        );
         assert_eq!(taskwarden::current_task(), None);
         assert!(!taskwarden::is_cancelled());
     });
