@@ -2,12 +2,12 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use common::{wait_for, watchdog, Gate};
-use taskwarden::{SpawnErrorKind, TaskManager};
+use taskwarden::{SpawnError, SpawnErrorKind, TaskManager};
 
 fn busy_manager(capacity: usize) -> (Arc<TaskManager>, Gate) {
     let manager = Arc::new(
@@ -78,25 +78,80 @@ fn cancelling_a_queued_task_makes_room() {
     });
 }
 
+/// What a producer's spawn returned, with its closure type named.
+type Spawned = Result<(), SpawnError<fn() -> &'static str>>;
+
+/// Starts `n` producers that each spawn into the full queue of `manager`,
+/// and waits until all are blocked: each raised its flag just before its
+/// spawn, the queue is full, and no spawn has returned.
+fn blocked_spawners(manager: &Arc<TaskManager>, n: usize) -> mpsc::Receiver<Spawned> {
+    let (returned, results) = mpsc::channel();
+    let about_to_spawn = Arc::new(AtomicUsize::new(0));
+    for _ in 0..n {
+        let (m, flag, returned) = (manager.clone(), about_to_spawn.clone(), returned.clone());
+        std::thread::spawn(move || {
+            flag.fetch_add(1, Ordering::SeqCst);
+            let refused: fn() -> &'static str = || "refused";
+            let _ = returned.send(m.spawn(refused).map(drop));
+        });
+    }
+    wait_for("the producers at their spawn, the queue full", || {
+        about_to_spawn.load(Ordering::SeqCst) == n && manager.stats().queued == 1
+    });
+    // Give a spawn that wrongly does not block the time to say so.
+    assert!(
+        results.recv_timeout(Duration::from_millis(50)).is_err(),
+        "a spawn into a full queue returned before the close"
+    );
+    results
+}
+
+/// The close wakes blocked spawners as it begins, not at its deadline nor
+/// when the tasks are done: the running task is held until the spawners
+/// have returned, and the deadline is far away.
+fn close_wakes_blocked_spawners(n: usize) {
+    let (manager, gate) = busy_manager(1);
+    let queued_ran = Arc::new(AtomicBool::new(false));
+    let q = queued_ran.clone();
+    manager
+        .spawn(move || q.store(true, Ordering::SeqCst))
+        .unwrap();
+    let results = blocked_spawners(&manager, n);
+    let start = Instant::now();
+    let closer = {
+        let manager = manager.clone();
+        std::thread::spawn(move || manager.close_timeout(Duration::from_secs(10)))
+    };
+    for _ in 0..n {
+        let error = results
+            .recv_timeout(common::LIMIT)
+            .expect("a blocked spawner woke")
+            .unwrap_err();
+        assert!(error.is_closed(), "{error}");
+        assert_eq!(error.into_inner()(), "refused");
+    }
+    let woke_after = start.elapsed();
+    assert!(
+        woke_after < Duration::from_secs(5),
+        "the spawners woke only after {woke_after:?}"
+    );
+    gate.open();
+    let report = closer.join().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert!(
+        queued_ran.load(Ordering::SeqCst),
+        "the queued task still ran"
+    );
+}
+
 #[test]
 fn close_wakes_a_blocked_spawner_with_a_closed_error() {
-    watchdog(|| {
-        let (manager, gate) = busy_manager(1);
-        manager.spawn(|| ()).unwrap();
-        let m = manager.clone();
-        let producer =
-            std::thread::spawn(move || m.spawn(|| "refused").map(|_| ()).unwrap_err().into_inner());
-        std::thread::sleep(Duration::from_millis(30));
-        let closer = {
-            let manager = manager.clone();
-            std::thread::spawn(move || manager.close_timeout(Duration::from_millis(50)))
-        };
-        let handed_back = producer.join().unwrap();
-        assert_eq!(handed_back(), "refused");
-        let report = closer.join().unwrap();
-        assert_eq!(report.cancelled.len(), 1);
-        gate.open();
-    });
+    watchdog(|| close_wakes_blocked_spawners(1));
+}
+
+#[test]
+fn close_wakes_every_blocked_spawner_with_a_closed_error() {
+    watchdog(|| close_wakes_blocked_spawners(3));
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{scaled, wait_for, watchdog, Gate};
+use common::{hold_slot, scaled, wait_for, watchdog, Gate};
 use taskwarden::{TaskError, TaskManager};
 
 #[test]
@@ -101,21 +101,30 @@ fn cancel_by_id_reports_whether_the_task_was_live() {
         manager.drain();
         assert!(!manager.cancel(id), "finished is not live");
         assert!(
-            !manager.cancel(taskwarden_id_beyond(&manager)),
+            !manager.cancel(id_above_every_id_of(&manager)),
             "an id never issued"
         );
     });
 }
 
-fn taskwarden_id_beyond(manager: &TaskManager) -> taskwarden::TaskId {
-    // The next spawn's id is larger than any issued so far; cancel it after
-    // it finished to get an id that is certainly not live.
-    let handle = manager.spawn(|| ()).unwrap();
-    let id = handle.id();
-    handle.join().unwrap();
+/// An id above every id `manager` has issued: a `TaskId` comes only from a
+/// handle, so take one from another manager that issued more ids.
+fn id_above_every_id_of(manager: &TaskManager) -> taskwarden::TaskId {
+    let issued = manager.spawn(|| ()).unwrap();
+    let highest = issued.id().get();
+    issued.join().unwrap();
+    let other = TaskManager::new(1);
+    let mut id = other.spawn_detached(|| ()).unwrap();
+    while id.get() <= highest + 10 {
+        id = other.spawn_detached(|| ()).unwrap();
+    }
+    other.drain();
     id
 }
 
+/// The running tasks return the moment they see their flag, so a
+/// `cancel_all` that flags them before it has taken the queued tasks out
+/// lets a queued task start in the freed slot: `ran` catches that.
 #[test]
 fn cancel_all_cancels_queued_and_flags_running() {
     watchdog(|| {
@@ -125,7 +134,7 @@ fn cancel_all_cancels_queued_and_flags_running() {
                 manager
                     .spawn(|| {
                         while !taskwarden::is_cancelled() {
-                            std::thread::sleep(Duration::from_micros(100));
+                            std::thread::yield_now();
                         }
                         true
                     })
@@ -133,17 +142,98 @@ fn cancel_all_cancels_queued_and_flags_running() {
             })
             .collect();
         wait_for("two running", || manager.running().len() == 2);
-        let queued: Vec<_> = (0..5).map(|_| manager.spawn(|| false).unwrap()).collect();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let queued: Vec<_> = (0..5)
+            .map(|_| {
+                let ran = ran.clone();
+                manager
+                    .spawn(move || {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                        false
+                    })
+                    .unwrap()
+            })
+            .collect();
         manager.cancel_all();
-        for handle in queued {
-            assert_eq!(handle.join(), Err(TaskError::Cancelled));
-        }
         for handle in runners {
             assert_eq!(handle.join(), Ok(true));
         }
+        for handle in queued {
+            assert_eq!(handle.join(), Err(TaskError::Cancelled));
+        }
+        manager.drain();
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "a queued task ran");
         assert!(!manager.is_closed(), "cancel_all does not close");
         assert_eq!(manager.spawn(|| 3).unwrap().join(), Ok(3));
-        assert_eq!(manager.stats().cancelled, 5);
+        let stats = manager.stats();
+        assert_eq!((stats.cancelled, stats.completed), (5, 3));
+    });
+}
+
+#[test]
+fn a_queued_detached_task_cancelled_by_id_never_runs() {
+    watchdog(|| {
+        let manager = TaskManager::new(1);
+        let (release, blocker) = hold_slot(&manager);
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        let id = manager
+            .spawn_detached(move || r.store(true, Ordering::SeqCst))
+            .unwrap();
+        assert!(manager.cancel(id), "a queued detached task is live");
+        assert!(!manager.cancel(id), "and cancelled once");
+        release.open();
+        blocker.join().unwrap();
+        manager.drain();
+        assert!(!ran.load(Ordering::SeqCst), "a cancelled task never starts");
+        assert_eq!(manager.stats().cancelled, 1);
+    });
+}
+
+#[test]
+fn a_cancelled_task_whose_closure_panics_on_drop() {
+    watchdog(|| {
+        struct PanicOnDrop;
+        impl Drop for PanicOnDrop {
+            fn drop(&mut self) {
+                if !std::thread::panicking() {
+                    panic!("the cancelled closure's drop panics");
+                }
+            }
+        }
+        let manager = TaskManager::new(1);
+        let (release, blocker) = hold_slot(&manager);
+        let bomb = PanicOnDrop;
+        let queued = manager
+            .spawn(move || {
+                let _keep = &bomb;
+            })
+            .unwrap();
+        // Cancelling drops the closure; its panic must not unwind out.
+        let cancelled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| queued.cancel()));
+        assert!(cancelled.is_ok(), "the drop's panic unwound out of cancel");
+        assert_eq!(queued.join(), Err(TaskError::Cancelled));
+        release.open();
+        blocker.join().unwrap();
+        manager.drain();
+        assert_eq!(manager.stats().panicked, 1);
+    });
+}
+
+#[test]
+fn wait_timeout_is_true_for_a_cancelled_task() {
+    watchdog(|| {
+        let manager = TaskManager::new(1);
+        let (release, blocker) = hold_slot(&manager);
+        let queued = manager.spawn(|| ()).unwrap();
+        assert!(!queued.wait_timeout(Duration::from_millis(10)), "queued");
+        queued.cancel();
+        let start = Instant::now();
+        assert!(queued.wait_timeout(common::LIMIT), "it will never run");
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert_eq!(queued.join(), Err(TaskError::Cancelled));
+        release.open();
+        blocker.join().unwrap();
     });
 }
 

@@ -294,3 +294,63 @@ fn spawn_racing_close_loses_nothing() {
         }
     });
 }
+
+#[test]
+fn a_close_cancels_and_reports_detached_tasks() {
+    watchdog(|| {
+        let manager = TaskManager::new(1);
+        let release = Gate::new();
+        let (started, running) = std::sync::mpsc::channel();
+        let r = release.clone();
+        let stubborn = manager
+            .spawn_detached(move || {
+                started.send(()).unwrap();
+                r.wait();
+            })
+            .unwrap();
+        running.recv_timeout(common::LIMIT).unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let queued: Vec<_> = (0..3)
+            .map(|_| {
+                let ran = ran.clone();
+                manager
+                    .spawn_detached(move || ran.fetch_add(1, Ordering::SeqCst))
+                    .unwrap()
+            })
+            .collect();
+        let report = manager.close_timeout(Duration::from_millis(30));
+        assert_eq!(report.cancelled, queued, "the queued detached tasks");
+        assert_eq!(report.abandoned, vec![stubborn], "the running one");
+        assert!(report.timed_out);
+        release.open();
+        wait_for("the stubborn task", || manager.stats().running == 0);
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "cancelled work never runs");
+        assert_eq!(manager.stats().cancelled, 3);
+    });
+}
+
+/// The text of a report. The duration's format is not pinned (it may
+/// become a human one such as "2.00 s").
+#[test]
+fn a_close_report_displays_its_counts() {
+    watchdog(|| {
+        let clean = TaskManager::new(1).close();
+        let text = clean.to_string();
+        assert!(
+            text.contains("0 cancelled") && text.contains("0 abandoned"),
+            "{text}"
+        );
+
+        let manager = TaskManager::new(1);
+        let (release, running) = hold_slot(&manager);
+        let _queued = manager.spawn(|| ()).unwrap();
+        let report = manager.close_timeout(Duration::from_millis(10));
+        let text = report.to_string();
+        assert!(
+            text.contains("1 cancelled") && text.contains("1 abandoned"),
+            "{text}"
+        );
+        release.open();
+        running.join().unwrap();
+    });
+}

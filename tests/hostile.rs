@@ -42,21 +42,40 @@ fn close_from_inside_a_task_while_others_run() {
     });
 }
 
+/// The task provably holds the last `Arc` (it sees a strong count of 1),
+/// and work is provably still queued when it drops it: a blocker holds
+/// the other slot until the manager's strong count has reached zero.
 #[test]
 fn the_last_reference_dropped_inside_a_task_with_work_queued() {
     watchdog(|| {
         let manager = Arc::new(TaskManager::new(2));
-        let ran = spawn_sleepers(&manager, 20, Duration::from_millis(1));
+        let (hold, blocker) = hold_slot(&manager);
+        let go = Gate::new();
         let (tx, rx) = std::sync::mpsc::channel();
-        let m = manager.clone();
+        let (m, g) = (manager.clone(), go.clone());
         manager
             .spawn(move || {
-                drop(m); // maybe the last reference: Drop closes from in here
-                tx.send(()).unwrap();
+                g.wait();
+                tx.send(Arc::strong_count(&m)).unwrap();
+                drop(m); // the last reference: Drop closes from in here
+                tx.send(0).unwrap();
             })
             .unwrap();
+        // 100 ms of queued work: still queued when the check below runs.
+        let ran = spawn_sleepers(&manager, 20, Duration::from_millis(5));
+        let weak = Arc::downgrade(&manager);
         drop(manager);
-        rx.recv_timeout(common::LIMIT).expect("the task finished");
+        drop(blocker); // detached: the close waits for it
+        go.open();
+        assert_eq!(
+            rx.recv_timeout(common::LIMIT),
+            Ok(1),
+            "the task held the last reference"
+        );
+        wait_for("the drop begun", || weak.strong_count() == 0);
+        assert!(ran.load(Ordering::SeqCst) < 20, "work was still queued");
+        hold.open();
+        assert_eq!(rx.recv_timeout(common::LIMIT), Ok(0), "the drop returned");
         wait_for("the queued work", || ran.load(Ordering::SeqCst) == 20);
     });
 }

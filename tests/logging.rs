@@ -10,17 +10,20 @@ use common::{hold_slot, watchdog};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use taskwarden::TaskManager;
 
-struct Capture(Mutex<Vec<(Level, String)>>);
+/// Each record with its level, its text and the name of the thread that
+/// wrote it (records of all the tests in this binary mix here).
+struct Capture(Mutex<Vec<(Level, String, String)>>);
 
 impl Log for Capture {
     fn enabled(&self, _: &Metadata<'_>) -> bool {
         true
     }
     fn log(&self, record: &Record<'_>) {
+        let thread = std::thread::current().name().unwrap_or("").to_owned();
         self.0
             .lock()
             .unwrap()
-            .push((record.level(), record.args().to_string()));
+            .push((record.level(), record.args().to_string(), thread));
     }
     fn flush(&self) {}
 }
@@ -41,7 +44,7 @@ fn logged(level: Level, needles: &[&str]) -> bool {
         .lock()
         .unwrap()
         .iter()
-        .any(|(l, text)| *l == level && needles.iter().all(|n| text.contains(n)))
+        .any(|(l, text, _)| *l == level && needles.iter().all(|n| text.contains(n)))
 }
 
 #[test]
@@ -94,14 +97,49 @@ fn start_and_close_are_logged_at_debug_level() {
     });
 }
 
+/// Every manager's first task is "task-1", so records are told apart by
+/// thread: this test spawns and waits from a thread of its own, on a
+/// manager whose workers have a prefix of their own. The task starts and
+/// finishes on one of those workers (or inline on the spawning thread).
 #[test]
 fn each_task_is_traced() {
     watchdog(|| {
         records();
-        let manager = TaskManager::new(1);
-        let id = manager.spawn(|| ()).unwrap().id().to_string();
-        manager.drain();
-        assert!(logged(Level::Trace, &[&id, "started"]));
-        assert!(logged(Level::Trace, &[&id, "finished"]));
+        const SPAWNER: &str = "each-task-is-traced-spawner";
+        const WORKERS: &str = "each-task-is-traced-worker";
+        let id = std::thread::Builder::new()
+            .name(SPAWNER.into())
+            .spawn(|| {
+                let manager = TaskManager::builder()
+                    .max_tasks(1)
+                    .thread_name(WORKERS)
+                    .start()
+                    .unwrap();
+                let handle = manager.spawn(|| ()).unwrap();
+                let id = handle.id();
+                handle.join().unwrap();
+                manager.drain();
+                id
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let ours = |event: &str, on_a_worker: bool| {
+            let text = format!("{id} {event}");
+            records()
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(level, line, thread)| {
+                    *level == Level::Trace
+                        && line.starts_with(&text)
+                        && (thread == SPAWNER || (on_a_worker && thread.starts_with(WORKERS)))
+                })
+        };
+        let all = || format!("{:?}", records().0.lock().unwrap());
+        assert!(ours("queued", false), "{}", all());
+        assert!(ours("started", true), "{}", all());
+        assert!(ours("finished", true), "{}", all());
     });
 }

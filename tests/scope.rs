@@ -149,5 +149,5 @@ fn scoped_handles_cancel_and_report() {
 #[test]
 #[should_panic(expected = "max_tasks")]
 fn a_scope_of_zero_tasks_panics_naming_the_setting() {
-    TaskManager::scope(0, |_| ());
+    watchdog(|| TaskManager::scope(0, |_| ()));
 }

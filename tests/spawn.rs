@@ -80,6 +80,7 @@ fn threads_start_lazily() {
 fn unused_manager_starts_no_thread() {
     watchdog(|| {
         let manager = TaskManager::new(32);
+        assert_eq!(manager.stats().threads, 0, "no work, no thread");
         let report = manager.close();
         assert!(report.is_clean());
         assert_eq!(manager.stats().threads, 0);
@@ -361,8 +362,74 @@ fn a_parent_joining_its_child_with_every_slot_busy_does_not_hang() {
     });
 }
 
+/// Also checks the record of the thread that ran a child inline: the
+/// parent must read its own id and flag again once the child returned.
 #[test]
 fn outside_a_task_there_is_no_current_task() {
-    assert_eq!(taskwarden::current_task(), None);
-    assert!(!taskwarden::is_cancelled());
+    watchdog(|| {
+        assert_eq!(taskwarden::current_task(), None);
+        assert!(!taskwarden::is_cancelled());
+        // One slot, held by the parent: its child can only run inline.
+        let manager = Arc::new(TaskManager::new(1));
+        let m = manager.clone();
+        let (started, flagged) = (Gate::new(), Gate::new());
+        let (s, f) = (started.clone(), flagged.clone());
+        let parent = manager
+            .spawn(move || {
+                s.open();
+                f.wait();
+                let before = (taskwarden::current_task(), taskwarden::is_cancelled());
+                let child = m
+                    .spawn(|| (taskwarden::current_task(), taskwarden::is_cancelled()))
+                    .unwrap();
+                let child_id = child.id();
+                let in_child = child.join().unwrap();
+                let after = (taskwarden::current_task(), taskwarden::is_cancelled());
+                (before, child_id, in_child, after)
+            })
+            .unwrap();
+        started.wait();
+        parent.cancel(); // the parent is flagged, its child is not
+        flagged.open();
+        let parent_id = parent.id();
+        let (before, child_id, in_child, after) = parent.join().unwrap();
+        assert_eq!(before, (Some(parent_id), true));
+        assert_eq!(in_child, (Some(child_id), false), "the child's own record");
+        assert_eq!(
+            after,
+            (Some(parent_id), true),
+            "the parent's record restored"
+        );
+        assert_eq!(taskwarden::current_task(), None);
+        assert!(!taskwarden::is_cancelled());
+    });
+}
+
+/// API.md part two: a caller parked in `join` while it runs the child
+/// inline counts toward neither `running()` nor `stats().running`.
+#[test]
+fn running_lists_the_inline_child_but_not_its_parked_parent() {
+    watchdog(|| {
+        let manager = Arc::new(TaskManager::new(1));
+        let m = manager.clone();
+        let release = Gate::new();
+        let r = release.clone();
+        let (tx, child_running) = std::sync::mpsc::channel();
+        let parent = manager
+            .spawn(move || {
+                let child = m
+                    .spawn(move || {
+                        tx.send(taskwarden::current_task().unwrap()).unwrap();
+                        r.wait();
+                    })
+                    .unwrap();
+                child.join().unwrap();
+            })
+            .unwrap();
+        let child = child_running.recv_timeout(common::LIMIT).unwrap();
+        assert_eq!(manager.running(), vec![child], "parent {}", parent.id());
+        assert_eq!(manager.stats().running, 1);
+        release.open();
+        parent.join().unwrap();
+    });
 }
