@@ -58,12 +58,29 @@ pub(crate) fn drop_payload(mut payload: Box<dyn Any + Send>) {
     std::mem::forget(payload);
 }
 
-/// Logs through the `log` facade, catching a panic in the user's logger.
-/// The level test comes first, so a disabled level costs one load.
+crate::sync::thread_local_cell! {
+    /// Set while this thread is inside the user's logger on our behalf.
+    static LOGGING: std::cell::Cell<bool> = std::cell::Cell::new(false);
+}
+
+/// Runs `log` (a call into the user's logger) unless this thread is already
+/// inside one: a logger that spawns on the manager it logs for would
+/// otherwise re-enter it for ever. A panic in the logger is swallowed.
+pub(crate) fn log_once(log: impl FnOnce()) {
+    if LOGGING.with(|inside| inside.replace(true)) {
+        return;
+    }
+    quietly(log);
+    LOGGING.with(|inside| inside.set(false));
+}
+
+/// Logs through the `log` facade, catching a panic in the user's logger
+/// and refusing to re-enter it (see [`log_once`]). The level test comes
+/// first, so a disabled level costs one load.
 macro_rules! log_safely {
     ($level:ident, $($arg:tt)+) => {
         if log::Level::$level <= log::max_level() {
-            $crate::panic::quietly(|| log::log!(log::Level::$level, $($arg)+));
+            $crate::panic::log_once(|| log::log!(log::Level::$level, $($arg)+));
         }
     };
 }
@@ -98,5 +115,17 @@ mod tests {
     #[test]
     fn quietly_swallows_a_panic() {
         quietly(|| panic!("a logger that panics"));
+    }
+
+    #[test]
+    fn logging_does_not_re_enter_itself() {
+        let mut depth = 0;
+        log_once(|| {
+            depth += 1;
+            log_once(|| panic!("never called: re-entered"));
+        });
+        assert_eq!(depth, 1);
+        log_once(|| depth += 1);
+        assert_eq!(depth, 2, "the guard is released");
     }
 }

@@ -267,14 +267,12 @@ impl<W: Work, S: Sink> Job for Task<W, S> {
 
     fn discard(&self, claim: Claim<'_>, cx: &dyn Context) -> Outcome {
         let work = self.take_work(claim);
-        let outcome = match panic::drop_caught(work) {
-            Ok(()) => Outcome::Cancelled,
-            Err(message) => {
-                cx.drop_panicked(self.header.id(), "its closure (cancelled)", &message);
-                Outcome::Panicked
-            }
-        };
-        self.settle(Err(TaskError::Cancelled), outcome, cx)
+        // A panic in the closure's drop is one more panic; the task still
+        // counts as cancelled.
+        if let Err(message) = panic::drop_caught(work) {
+            cx.drop_panicked(self.header.id(), "its closure", &message);
+        }
+        self.settle(Err(TaskError::Cancelled), Outcome::Cancelled, cx)
     }
 }
 
