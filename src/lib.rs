@@ -116,6 +116,7 @@
 
 mod builder;
 mod current;
+mod display;
 mod error;
 mod graveyard;
 #[cfg(all(test, loom))]
