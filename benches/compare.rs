@@ -3,9 +3,9 @@
 //! `std::thread::scope`, on the same workloads in one run.
 //!
 //! ```text
-//! cargo bench --bench compare                 # everything (a few minutes)
-//! cargo bench --bench compare -- W1           # one workload
-//! scripts/bench-report                        # run, then print the table and draw the chart
+//! cargo bench -p taskwarden-bench --bench compare         # everything (a few minutes)
+//! cargo bench -p taskwarden-bench --bench compare -- W1   # one workload
+//! scripts/bench-report                                    # run, then print the table and draw the chart
 //! ```
 //!
 //! Workloads (per iteration; criterion reports the median of the samples):

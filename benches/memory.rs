@@ -3,7 +3,7 @@
 //! measured in a child process of its own, since peak RSS is per process.
 //!
 //! ```text
-//! cargo bench --bench memory     # prints a table, writes target/memory.json
+//! cargo bench -p taskwarden-bench --bench memory     # prints a table, writes target/memory.json
 //! ```
 
 mod common;
@@ -117,8 +117,12 @@ fn main() {
             "{{\"pool\": \"{name}\", \"w1_peak_kib\": {peak_kib}, \"queued_task_bytes\": {queued:.1}}}"
         ));
     }
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let path = std::path::Path::new(&target).join("memory.json");
+    // Cargo runs a bench in its package's directory (benches/), so a relative
+    // "target" would land in benches/target; use the workspace's target dir.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("memory.json");
     std::fs::write(&path, format!("[{}]\n", json.join(",\n"))).expect("write memory.json");
     println!("written to {}", path.display());
 }

@@ -1,11 +1,16 @@
 //! The main demo: a realistic batch on a bounded manager.
 //!
-//! 400 jobs of 1 to 20 ms of work run on 16 slots. A few panic (logged,
-//! counted, and the batch goes on); one ignores cancellation entirely. A live
-//! progress line shows done / running / queued / panicked at least every
-//! 100 ms. Once the batch is through, the manager closes with a 2 s deadline:
-//! the stubborn job is abandoned on its thread, and the close report and the
-//! final stats are printed.
+//! 400 jobs of 1 to 20 ms of work run on 16 slots, next to one stubborn job
+//! that ignores cancellation. Every 50th job panics (logged, counted, and the
+//! batch goes on). A live progress bar shows done / running / queued /
+//! panicked / cancelled, the rate and an ETA, with log records printed above
+//! it; when stdout is not a terminal (CI, a pipe) a plain line is printed
+//! every second instead. Once the batch is through, the manager closes with a
+//! 2 s deadline: the stubborn job is abandoned on its thread, and the close
+//! report, the jobs' results and the final stats are printed as short tables.
+//!
+//! Job `n` is task `n`; the stubborn job is spawned last, so it is task
+//! `jobs + 1`.
 //!
 //! ```text
 //! cargo run --example demo
@@ -16,7 +21,11 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use taskwarden::{TaskError, TaskManager};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use taskwarden::{TaskError, TaskId, TaskManager};
+
+/// The manager's thread name prefix: its threads are `demo-1`, `demo-2`, ...
+const THREAD_PREFIX: &str = "demo";
 
 struct Options {
     jobs: u64,
@@ -85,28 +94,124 @@ fn work(duration: Duration, job: u64) -> u64 {
 }
 
 /// taskwarden already logs every task panic (with its id) at error level,
-/// so the default hook's report for our worker threads is only noise. Other
-/// threads keep the default report.
-fn quiet_worker_panics() {
+/// so the default hook's report for the manager's threads is only noise (and
+/// would scribble over the progress bar). Other threads keep the default
+/// report.
+fn quiet_task_panics(prefix: &'static str) {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let on_worker = std::thread::current()
             .name()
-            .is_some_and(|name| name.starts_with("demo-"));
+            .and_then(|name| name.strip_prefix(prefix))
+            .is_some_and(|rest| rest.starts_with('-'));
         if !on_worker {
             default_hook(info);
         }
     }));
 }
 
-fn ids(ids: &[taskwarden::TaskId]) -> String {
+/// simplelog formats every record; this sink prints each finished line
+/// above the progress bar (`ProgressBar::println`), or plainly once the bar
+/// is gone, so a log line never lands inside the bar.
+struct AboveTheBar {
+    bar: ProgressBar,
+    pending: Vec<u8>,
+}
+
+impl Write for AboveTheBar {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line[..end]);
+            if self.bar.is_finished() {
+                println!("{text}");
+            } else {
+                self.bar.println(text);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+fn ordinal(n: u64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+fn panic_policy(every: u64) -> String {
+    match every {
+        0 => "no panics".to_owned(),
+        1 => "every job panics".to_owned(),
+        n => format!("every {} panics", ordinal(n)),
+    }
+}
+
+fn list(ids: &[TaskId]) -> String {
     let names: Vec<String> = ids.iter().map(ToString::to_string).collect();
-    format!("[{}]", names.join(", "))
+    names.join(", ")
+}
+
+/// One look at the batch: the regular jobs only (the stubborn job is
+/// counted apart).
+struct Progress {
+    done: u64,
+    running: usize,
+    queued: usize,
+    panicked: u64,
+    cancelled: u64,
+    rate: f64,
+    eta: Option<Duration>,
+}
+
+impl Progress {
+    fn read(manager: &TaskManager, stubborn_finished: bool, jobs: u64, elapsed: Duration) -> Self {
+        let stats = manager.stats();
+        let settled = stats.completed + stats.panicked + stats.cancelled;
+        let done = settled
+            .saturating_sub(u64::from(stubborn_finished))
+            .min(jobs);
+        let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
+        let eta = (rate > 0.0).then(|| Duration::from_secs_f64((jobs - done) as f64 / rate));
+        Progress {
+            done,
+            running: stats.running,
+            queued: stats.queued,
+            panicked: stats.panicked,
+            cancelled: stats.cancelled,
+            rate,
+            eta,
+        }
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "running {:>2}  queued {:>4}  panicked {:>2}  cancelled {:>2}  {:>4.0} jobs/s  eta {}",
+            self.running,
+            self.queued,
+            self.panicked,
+            self.cancelled,
+            self.rate,
+            self.eta.map_or_else(|| "?".to_owned(), seconds),
+        )
+    }
 }
 
 fn main() -> ExitCode {
-    simplelog::SimpleLogger::init(log::LevelFilter::Info, simplelog::Config::default()).ok();
-    quiet_worker_panics();
     let options = match parse() {
         Ok(options) => options,
         Err(message) => {
@@ -114,10 +219,33 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let live = std::io::stdout().is_terminal();
+    let bar = if live {
+        ProgressBar::with_draw_target(Some(options.jobs), ProgressDrawTarget::stdout_with_hz(15))
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{wide_bar}] done {pos}/{len} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let log_config = simplelog::Config::default();
+    if live {
+        let sink = AboveTheBar {
+            bar: bar.clone(),
+            pending: Vec::new(),
+        };
+        simplelog::WriteLogger::init(log::LevelFilter::Info, log_config, sink).ok();
+    } else {
+        simplelog::SimpleLogger::init(log::LevelFilter::Info, log_config).ok();
+    }
+    quiet_task_panics(THREAD_PREFIX);
+
     let manager = match TaskManager::builder()
         .max_tasks(options.slots)
         .close_timeout(options.deadline)
-        .thread_name("demo")
+        .thread_name(THREAD_PREFIX)
         .start()
     {
         Ok(manager) => manager,
@@ -127,19 +255,16 @@ fn main() -> ExitCode {
         }
     };
     println!(
-        "taskwarden demo: {} jobs of 1-20 ms on {} slots, every {}th panics, one ignores cancellation; close deadline {:?}",
-        options.jobs, options.slots, options.panic_every, options.deadline
+        "taskwarden demo: {} jobs of 1-20 ms on {} slots, {};\n\
+         plus one stubborn job that ignores cancellation; close deadline {}",
+        options.jobs,
+        options.slots,
+        panic_policy(options.panic_every),
+        seconds(options.deadline),
     );
 
     let started = Instant::now();
     let mut rng = options.seed.max(1);
-    let stubborn = manager
-        .spawn(|| {
-            // Ignores is_cancelled() on purpose: close must abandon it on time.
-            std::thread::sleep(Duration::from_secs(4));
-            "the stubborn job finally returned"
-        })
-        .expect("open");
     let mut handles = Vec::with_capacity(options.jobs as usize);
     for job in 1..=options.jobs {
         let millis = 1 + next_random(&mut rng) % 20;
@@ -156,55 +281,69 @@ fn main() -> ExitCode {
                 .expect("open"),
         );
     }
+    // Spawned last so that job n is task n.
+    let stubborn = manager
+        .spawn(|| {
+            // Ignores is_cancelled() on purpose: close must abandon it on time.
+            std::thread::sleep(Duration::from_secs(4));
+            "the stubborn job finally returned"
+        })
+        .expect("open");
 
-    // Live progress until only the stubborn job is left.
-    let live = std::io::stdout().is_terminal();
-    let mut last_print = Instant::now() - Duration::from_secs(1);
-    loop {
-        let stats = manager.stats();
-        let finished = stats.queued == 0 && stats.running <= 1;
-        if finished || last_print.elapsed() >= Duration::from_millis(100) {
-            let line = format!(
-                "[{:>6.2}s] done {:>4}/{:<4} running {:>2} queued {:>4} panicked {:>2}",
-                started.elapsed().as_secs_f64(),
-                stats.completed + stats.panicked,
-                options.jobs + 1,
-                stats.running,
-                stats.queued,
-                stats.panicked,
+    // Live progress until every regular job has settled.
+    let mut last_line: Option<Instant> = None;
+    let progress = loop {
+        let progress = Progress::read(
+            &manager,
+            stubborn.is_finished(),
+            options.jobs,
+            started.elapsed(),
+        );
+        let finished = progress.done == options.jobs;
+        if live {
+            bar.set_position(progress.done);
+            bar.set_message(progress.summary());
+        } else if finished || last_line.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            println!(
+                "[{:>7}] done {:>4}/{}  {}",
+                seconds(started.elapsed()),
+                progress.done,
+                options.jobs,
+                progress.summary()
             );
-            if live {
-                print!("\r{line}");
-                let _ = std::io::stdout().flush();
-            } else {
-                println!("{line}");
-            }
-            last_print = Instant::now();
+            last_line = Some(Instant::now());
         }
         if finished {
-            break;
+            break progress;
         }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    let batch_time = started.elapsed();
+
+    // The close blocks this thread; the spinner keeps turning on its own.
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
+    bar.set_message(format!(
+        "closing: waiting for the stubborn job ({}) against a {} deadline...",
+        stubborn.id(),
+        seconds(options.deadline)
+    ));
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let batch_line = format!(
+        "batch: {} jobs through in {} ({:.0} jobs/s); closing with a {} deadline",
+        options.jobs,
+        seconds(batch_time),
+        progress.rate,
+        seconds(options.deadline)
+    );
     if live {
-        println!();
+        bar.println(batch_line);
+    } else {
+        println!("{batch_line}");
     }
-
-    println!(
-        "batch through in {:?}; closing with a {:?} deadline",
-        started.elapsed(),
-        options.deadline
-    );
     let report = manager.close();
-    println!("close report: {report}");
-    println!("  cancelled (never ran): {}", ids(&report.cancelled));
-    println!(
-        "  abandoned (still running, flagged): {}",
-        ids(&report.abandoned)
-    );
-    println!("  stubborn job was {}", stubborn.id());
+    bar.finish_and_clear();
 
-    let (mut ok, mut panicked, mut cancelled) = (0, 0, 0);
+    let (mut ok, mut panicked, mut cancelled) = (0_u64, 0_u64, 0_u64);
     for handle in handles {
         match handle.join() {
             Ok(_) => ok += 1,
@@ -212,8 +351,36 @@ fn main() -> ExitCode {
             Err(TaskError::Cancelled) => cancelled += 1,
         }
     }
-    println!("jobs: {ok} ok, {panicked} panicked, {cancelled} cancelled");
-    println!("final stats: {:?}", manager.stats());
-    println!("total {:?}", started.elapsed());
+
+    let row = |label: &str, value: String| println!("  {label:<9}  {value}");
+    println!("close report: {report}");
+    row("elapsed", seconds(report.elapsed));
+    row(
+        "timed out",
+        if report.timed_out { "yes" } else { "no" }.to_owned(),
+    );
+    let listed = |ids: &[TaskId], what: &str| {
+        if ids.is_empty() {
+            "0".to_owned()
+        } else {
+            format!("{}  {} ({what})", ids.len(), list(ids))
+        }
+    };
+    row("cancelled", listed(&report.cancelled, "never ran"));
+    let abandoned_what = if report.abandoned.contains(&stubborn.id()) {
+        "still running, flagged; the stubborn job"
+    } else {
+        "still running, flagged"
+    };
+    row("abandoned", listed(&report.abandoned, abandoned_what));
+    println!("jobs:");
+    row("ok", format!("{ok:>3}"));
+    row("panicked", format!("{panicked:>3}"));
+    row("cancelled", format!("{cancelled:>3}"));
+    println!("final stats:");
+    for line in manager.stats().to_string().lines() {
+        println!("  {line}");
+    }
+    println!("total {}", seconds(started.elapsed()));
     ExitCode::SUCCESS
 }

@@ -114,8 +114,10 @@ def svg(groups):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--criterion", default="target/criterion")
-    parser.add_argument("--memory", default="target/memory.json")
+    # The workspace's target dir: criterion and benches/memory.rs both write there.
+    target = os.environ.get("CARGO_TARGET_DIR", "target")
+    parser.add_argument("--criterion", default=os.path.join(target, "criterion"))
+    parser.add_argument("--memory", default=os.path.join(target, "memory.json"))
     parser.add_argument("--markdown", default="docs/bench.md")
     parser.add_argument("--svg", default="docs/bench.svg")
     args = parser.parse_args()

@@ -262,8 +262,8 @@ impl fmt::Display for CloseReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "closed in {:?}: {} cancelled, {} abandoned{}",
-            self.elapsed,
+            "closed in {}: {} cancelled, {} abandoned{}",
+            crate::display::human_duration(self.elapsed),
             self.cancelled.len(),
             self.abandoned.len(),
             if self.timed_out {

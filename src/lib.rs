@@ -132,6 +132,7 @@ mod registry;
 mod engine;
 
 mod builder;
+mod display;
 mod error;
 mod handle;
 #[cfg(all(test, loom))]
