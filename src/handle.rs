@@ -60,7 +60,7 @@ impl<'a, T> HandleCore<'a, T> {
                 }
             },
             &mut || {
-                if header.is_queued() {
+                if header.is_claimable() {
                     engine.find(id)
                 } else {
                     None

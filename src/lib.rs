@@ -138,10 +138,13 @@ mod handle;
 #[cfg(all(test, loom))]
 mod loom_models;
 mod manager;
+mod map;
+mod options;
 mod scope;
 mod spawner;
 mod stats;
 mod submit;
+mod task_set;
 
 pub use builder::{BuildError, Builder};
 pub use current::{current_task, is_cancelled};
@@ -149,7 +152,10 @@ pub use error::{CloseReport, SpawnError, SpawnErrorKind, TaskError};
 pub use handle::{ScopedHandle, TaskHandle};
 pub use hooks::PanicReport;
 pub use manager::TaskManager;
+pub use map::{Map, MapUnordered};
+pub use options::TaskOptions;
 pub use scope::Scope;
 pub use spawner::{current_spawner, Spawner};
 pub use stats::Stats;
 pub use task::{TaskId, TaskState};
+pub use task_set::{IntoIter, TaskSet};

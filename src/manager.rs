@@ -10,8 +10,9 @@ use crate::builder::{Builder, Config};
 use crate::engine::{Blocking, CloseMode, Engine, Handle, Park};
 use crate::error::{CloseReport, SpawnError};
 use crate::handle::{HandleCore, TaskHandle};
+use crate::options::TaskOptions;
 use crate::stats::Stats;
-use crate::submit::{keep_static, submit};
+use crate::submit::{keep_static, submit, submit_with};
 use crate::task::cell::Job;
 use crate::task::{TaskId, TaskState};
 
@@ -176,6 +177,67 @@ impl TaskManager {
         T: Send + 'static,
     {
         spawn_detached(&self.engine, f)
+    }
+
+    /// Like [`spawn`](Self::spawn), with [`TaskOptions`]: a delayed start
+    /// (the task waits in a time-ordered queue, not on a worker, and counts
+    /// as queued), a cancel deadline, or a cancel flag set some time after
+    /// it starts.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Self::spawn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use taskwarden::TaskOptions;
+    /// let manager = taskwarden::TaskManager::new(2);
+    /// let spawned = Instant::now();
+    /// let handle = manager
+    ///     .spawn_with(TaskOptions::default().start_after(Duration::from_millis(30)), Instant::now)
+    ///     .unwrap();
+    /// let started = handle.join().unwrap();
+    /// assert!(started >= spawned + Duration::from_millis(30), "never early");
+    /// ```
+    pub fn spawn_with<F, T>(
+        &self,
+        options: TaskOptions,
+        f: F,
+    ) -> Result<TaskHandle<T>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn_handle_with(&self.engine, options, f, Blocking::Wait)
+    }
+
+    /// Like [`spawn_with`](Self::spawn_with), but never blocks: with a full
+    /// bounded queue it returns a full error instead.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_spawn`](Self::try_spawn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let options = taskwarden::TaskOptions::default().cancel_after(Duration::from_secs(60));
+    /// assert_eq!(manager.try_spawn_with(options, || 5).unwrap().join(), Ok(5));
+    /// ```
+    pub fn try_spawn_with<F, T>(
+        &self,
+        options: TaskOptions,
+        f: F,
+    ) -> Result<TaskHandle<T>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn_handle_with(&self.engine, options, f, Blocking::Never)
     }
 
     /// Cancels the task `id`: a queued task never starts (its closure is
@@ -358,7 +420,7 @@ impl TaskManager {
                 pending
                     .borrow()
                     .iter()
-                    .find(|job| job.header().is_queued())
+                    .find(|job| job.header().is_claimable())
                     .cloned()
             },
         ))
@@ -569,6 +631,22 @@ where
     T: Send + 'static,
 {
     let (_, task) = submit(engine, f, (), blocking, Handle::Kept, keep_static)?;
+    let task = task.expect("a task with a handle");
+    Ok(TaskHandle::new(HandleCore::new(task, Arc::clone(engine))))
+}
+
+/// Submits `f` with a handle and options.
+pub(crate) fn spawn_handle_with<F, T>(
+    engine: &Arc<Engine>,
+    options: TaskOptions,
+    f: F,
+    blocking: Blocking,
+) -> Result<TaskHandle<T>, SpawnError<F>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (_, task) = submit_with(engine, options, f, (), blocking, Handle::Kept, keep_static)?;
     let task = task.expect("a task with a handle");
     Ok(TaskHandle::new(HandleCore::new(task, Arc::clone(engine))))
 }

@@ -36,13 +36,15 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::engine::{Blocking, Engine, Handle, Park};
-use crate::error::SpawnErrorKind;
+use crate::error::{SpawnErrorKind, TaskError};
 use crate::handle::{HandleCore, ScopedHandle};
 use crate::manager::TaskManager;
+use crate::map::{Draw, Map, MapCore, MapUnordered};
 use crate::submit::submit;
 use crate::sync::{AtomicUsize, Ordering};
 use crate::task::cell::{Inline, Job, Sink};
 use crate::task::TaskId;
+use crate::task_set::SetCore;
 
 /// A scope in which tasks may borrow from the enclosing stack; see
 /// [`TaskManager::scope`] and [`TaskManager::scoped`].
@@ -247,6 +249,97 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             }
         };
         ScopedHandle::new(HandleCore::new(task, Arc::clone(&self.engine)))
+    }
+
+    /// Applies `f` to every item on the scope's manager and yields the
+    /// results in input order: [`TaskManager::map`] for borrowed items and
+    /// a borrowing `f` (rayon's `par_iter().map()`, with ids, limits and
+    /// cancellation).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let words = vec![String::from("alpha"), String::from("be")];
+    /// let suffix = String::from("!");
+    /// let shouted: Vec<String> = taskwarden::TaskManager::scope(2, |s| {
+    ///     s.map(&words, |w| format!("{w}{suffix}")).map(Result::unwrap).collect()
+    /// });
+    /// assert_eq!(shouted, ["alpha!", "be!"]);
+    /// ```
+    pub fn map<I, F, T>(
+        &'scope self,
+        items: I,
+        f: F,
+    ) -> impl Iterator<Item = Result<T, TaskError>> + 'scope
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'scope,
+        I::Item: Send + 'scope,
+        F: Fn(I::Item) -> T + Send + Sync + 'scope,
+        T: Send + 'scope,
+    {
+        Map::from_core(self.map_core(items, f))
+    }
+
+    /// Like [`map`](Self::map), but yields `(input index, result)` as the
+    /// items finish.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let numbers = [3_u64, 1, 2];
+    /// let total: u64 = taskwarden::TaskManager::scope(2, |s| {
+    ///     s.map_unordered(&numbers, |n| n * 2).map(|(_, r)| r.unwrap()).sum()
+    /// });
+    /// assert_eq!(total, 12);
+    /// ```
+    pub fn map_unordered<I, F, T>(
+        &'scope self,
+        items: I,
+        f: F,
+    ) -> impl Iterator<Item = (usize, Result<T, TaskError>)> + 'scope
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'scope,
+        I::Item: Send + 'scope,
+        F: Fn(I::Item) -> T + Send + Sync + 'scope,
+        T: Send + 'scope,
+    {
+        MapUnordered::from_core(self.map_core(items, f))
+    }
+
+    fn map_core<I, F, T>(&'scope self, items: I, f: F) -> MapCore<'scope, T>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'scope,
+        I::Item: Send + 'scope,
+        F: Fn(I::Item) -> T + Send + Sync + 'scope,
+        T: Send + 'scope,
+    {
+        let engine = Arc::clone(&self.engine);
+        let tracker = Arc::clone(&self.tracker);
+        let f = Arc::new(f);
+        let mut items = items.into_iter();
+        let draw: Draw<'scope, T> = Box::new(move |set: &mut SetCore<'scope, T>| {
+            let item = items.next()?;
+            let f = Arc::clone(&f);
+            let job = move || f(item);
+            tracker.pending.fetch_add(1, Ordering::AcqRel);
+            let sink = (ScopeSink(Arc::clone(&tracker)), set.sink());
+            Some(
+                match submit(&engine, job, sink, Blocking::Wait, Handle::Kept, erase) {
+                    Ok((id, task)) => {
+                        set.insert(id, task.expect("a task with a handle"));
+                        Ok(id)
+                    }
+                    Err(_refused) => {
+                        tracker.pending.fetch_sub(1, Ordering::AcqRel);
+                        Err(())
+                    }
+                },
+            )
+        });
+        MapCore::new(SetCore::new(&self.engine), draw)
     }
 
     /// Waits until every task of the scope has settled.

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use crate::engine::{current_engine, Blocking, Engine};
 use crate::error::SpawnError;
 use crate::handle::TaskHandle;
-use crate::manager::{spawn_detached, spawn_handle, TaskManager};
+use crate::manager::{spawn_detached, spawn_handle, spawn_handle_with, TaskManager};
+use crate::options::TaskOptions;
 use crate::task::TaskId;
 
 /// A handle for spawning on a manager that does not keep it open.
@@ -136,6 +137,32 @@ impl Spawner {
         T: Send + 'static,
     {
         spawn_detached(&self.engine, f)
+    }
+
+    /// As [`TaskManager::spawn_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskManager::spawn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let options = taskwarden::TaskOptions::default().start_after(Duration::from_millis(5));
+    /// assert_eq!(manager.spawner().spawn_with(options, || 3).unwrap().join(), Ok(3));
+    /// ```
+    pub fn spawn_with<F, T>(
+        &self,
+        options: TaskOptions,
+        f: F,
+    ) -> Result<TaskHandle<T>, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn_handle_with(&self.engine, options, f, Blocking::Wait)
     }
 
     /// True once the manager's close has begun (or it was dropped).

@@ -1,13 +1,16 @@
 //! The one generic path from a user's closure to an accepted task, shared
 //! by `TaskManager`, `Spawner`, task sets, maps and scopes: it picks how the
-//! closure is stored (in the task, or boxed when large) and turns a refusal
-//! into a [`SpawnError`] that hands the closure back.
+//! closure is stored (in the task, or boxed when large), wraps it for a
+//! `cancel_after` when there is one, and turns a refusal into a
+//! [`SpawnError`] that hands the closure back.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::engine::{Blocking, Engine, Handle};
+use crate::engine::{current_engine, Blocking, Engine, Event, Handle};
 use crate::error::SpawnError;
-use crate::task::cell::{Boxed, Completion, Inline, Job, Sink, INLINE_LIMIT};
+use crate::options::TaskOptions;
+use crate::task::cell::{Boxed, Completion, Inline, Job, Sink, Work, INLINE_LIMIT};
 use crate::task::TaskId;
 
 /// An accepted task: its id, and its typed side for a handle (`None` when
@@ -23,7 +26,27 @@ pub(crate) fn keep_static(job: Arc<dyn Job>) -> Arc<dyn Job> {
     job
 }
 
-/// Submits `f` to `engine`; see the module docs.
+/// A closure with a `cancel_after`: when it starts, it asks the timer to
+/// flag its task `after` later. Only timed tasks carry this.
+pub(crate) struct FlagAfter<W> {
+    work: W,
+    after: Duration,
+}
+
+impl<W: Work> Work for FlagAfter<W> {
+    type Output = W::Output;
+
+    fn call(self) -> W::Output {
+        if let (Some(engine), Some(id)) = (current_engine(), crate::current_task()) {
+            if let Some(at) = Instant::now().checked_add(self.after) {
+                engine.schedule(at, Event::Flag(id));
+            }
+        }
+        self.work.call()
+    }
+}
+
+/// Submits `f` to `engine` at once; see the module docs.
 pub(crate) fn submit<'a, F, T, S>(
     engine: &Arc<Engine>,
     f: F,
@@ -38,20 +61,127 @@ where
     S: Sink + 'a,
 {
     if std::mem::size_of::<F>() <= INLINE_LIMIT {
-        engine
-            .submit(Inline(f), sink, blocking, handle, |task| erase(task))
-            .map(|(id, task)| (id, task.map(|task| task as Arc<dyn Completion<T> + 'a>)))
-            .map_err(|rejected| {
-                SpawnError::from_parts(rejected.kind, rejected.work.0, rejected.source)
-            })
+        submit_work(
+            engine,
+            Inline(f),
+            sink,
+            blocking,
+            handle,
+            None,
+            erase,
+            |w| w.0,
+        )
     } else {
-        engine
-            .submit(Boxed(Box::new(f)), sink, blocking, handle, |task| {
-                erase(task)
-            })
-            .map(|(id, task)| (id, task.map(|task| task as Arc<dyn Completion<T> + 'a>)))
-            .map_err(|rejected| {
-                SpawnError::from_parts(rejected.kind, *rejected.work.0, rejected.source)
-            })
+        submit_work(
+            engine,
+            Boxed(Box::new(f)),
+            sink,
+            blocking,
+            handle,
+            None,
+            erase,
+            |w| *w.0,
+        )
+    }
+}
+
+/// Submits `f` to `engine` with `options` (a delay, cancel deadlines).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn submit_with<'a, F, T, S>(
+    engine: &Arc<Engine>,
+    options: TaskOptions,
+    f: F,
+    sink: S,
+    blocking: Blocking,
+    handle: Handle,
+    erase: Erase<'a>,
+) -> Result<Spawned<'a, T>, SpawnError<F>>
+where
+    F: FnOnce() -> T + Send + 'a,
+    T: Send + 'a,
+    S: Sink + 'a,
+{
+    if options.is_plain() {
+        return submit(engine, f, sink, blocking, handle, erase);
+    }
+    let start = options.start(Instant::now());
+    let boxed = std::mem::size_of::<F>() > INLINE_LIMIT;
+    let spawned = match (options.cancel_after, boxed) {
+        (None, false) => submit_work(
+            engine,
+            Inline(f),
+            sink,
+            blocking,
+            handle,
+            start,
+            erase,
+            |w| w.0,
+        ),
+        (None, true) => submit_work(
+            engine,
+            Boxed(Box::new(f)),
+            sink,
+            blocking,
+            handle,
+            start,
+            erase,
+            |w| *w.0,
+        ),
+        (Some(after), false) => submit_work(
+            engine,
+            FlagAfter {
+                work: Inline(f),
+                after,
+            },
+            sink,
+            blocking,
+            handle,
+            start,
+            erase,
+            |w| w.work.0,
+        ),
+        (Some(after), true) => submit_work(
+            engine,
+            FlagAfter {
+                work: Boxed(Box::new(f)),
+                after,
+            },
+            sink,
+            blocking,
+            handle,
+            start,
+            erase,
+            |w| *w.work.0,
+        ),
+    }?;
+    if let Some(at) = options.cancel_at {
+        engine.schedule(at, Event::CancelAt(spawned.0));
+    }
+    Ok(spawned)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn submit_work<'a, W, T, S, F>(
+    engine: &Arc<Engine>,
+    work: W,
+    sink: S,
+    blocking: Blocking,
+    handle: Handle,
+    start: Option<Instant>,
+    erase: Erase<'a>,
+    unwrap: impl FnOnce(W) -> F,
+) -> Result<Spawned<'a, T>, SpawnError<F>>
+where
+    W: Work<Output = T> + 'a,
+    T: Send + 'a,
+    S: Sink + 'a,
+{
+    match engine.submit(work, sink, blocking, handle, start, |task| erase(task)) {
+        Ok((id, task)) => Ok((id, task.map(|task| task as Arc<dyn Completion<T> + 'a>))),
+        Err(rejected) => Err(SpawnError::from_parts(
+            rejected.kind,
+            unwrap(rejected.work),
+            rejected.source,
+        )),
     }
 }

@@ -173,6 +173,17 @@ impl Engine {
         // Blocked spawners see the flag; waiters see that closing began.
         self.parking.notify_all();
 
+        // Delayed tasks that could not start before the deadline never will.
+        if let Some(deadline) = deadline {
+            for job in self.timer.take_starts_after(deadline) {
+                if let Some(claim) = job.header().try_cancel() {
+                    job.header().request_cancel();
+                    self.note_cancelled(job.header().id());
+                    self.settle_cancelled(&*job, claim);
+                }
+            }
+        }
+
         let stack = self.thread_stack();
         let mut flagged: Option<Vec<TaskId>> = None;
         // Judged inside the wait, where the closer's own task is excluded.
@@ -229,6 +240,7 @@ impl Engine {
         stopped.sort_unstable();
 
         self.stopping.store(true, Ordering::SeqCst);
+        self.timer.stop();
         self.stop_workers();
         self.graveyard.free_all();
 

@@ -22,11 +22,13 @@
 //! hands the closure back: no task slips in unseen.
 
 mod close;
+mod timer;
 mod wait;
 mod worker;
 
 use std::io;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::builder::Config;
 use crate::counts::{Counts, Full};
@@ -41,10 +43,12 @@ use crate::task::cell::{Job, Outcome, Sink, Task, Work};
 use crate::task::{TaskId, TaskState};
 
 pub(crate) use close::CloseMode;
+pub(crate) use timer::Event;
 pub(crate) use wait::Park;
 pub(crate) use worker::current_engine;
 
 use self::close::CloseState;
+use self::timer::Timer;
 use self::wait::Parking;
 use self::worker::Workers;
 
@@ -162,6 +166,7 @@ pub(crate) struct Engine {
     /// nothing more, and no thread starts.
     stopping: AtomicBool,
     close: Mutex<CloseState>,
+    timer: Timer,
 }
 
 impl Engine {
@@ -184,6 +189,7 @@ impl Engine {
             closing: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             close: Mutex::new(CloseState::Open),
+            timer: Timer::default(),
         })
     }
 
@@ -211,6 +217,7 @@ impl Engine {
         sink: S,
         blocking: Blocking,
         handle: Handle,
+        start: Option<Instant>,
         erase: impl Fn(Arc<Task<W, S>>) -> Arc<dyn Job>,
     ) -> Result<Accepted<W, S>, Rejected<W>>
     where
@@ -238,12 +245,12 @@ impl Engine {
                 }
             }
         };
-        // Threads start lazily: while there are fewer than the limit, make
-        // sure there are at least as many as active tasks. Once all are
-        // started this is two loads of lines nobody writes.
-        let threads = self.threads_alive.load(Ordering::Acquire);
-        if threads < self.limit() && self.counts.active() > threads {
-            if let Err(error) = self.grow() {
+        // Threads start lazily (a delayed task starts none until it is
+        // due): while there are fewer than the limit, make sure there are
+        // at least as many as active tasks. Once all are started this is
+        // two loads of lines nobody writes.
+        if start.is_none() {
+            if let Err(error) = self.ensure_threads() {
                 if self.threads_alive.load(Ordering::Acquire) == 0 {
                     self.withdraw();
                     return Err(Rejected {
@@ -252,10 +259,6 @@ impl Engine {
                         source: Some(error),
                     });
                 }
-                log_safely!(
-                    Warn,
-                    "could not start another worker thread, going on with fewer: {error}"
-                );
             }
         }
         // Free the memory of tasks the workers are done with here, on the
@@ -263,6 +266,9 @@ impl Engine {
         self.graveyard.free_one();
         let id = TaskId::new(raw_id).expect("task ids start at 1");
         let task = Arc::new(Task::new(id, work, sink, handle == Handle::Detached));
+        if start.is_some() {
+            task.header().mark_delayed();
+        }
         if !self
             .registry
             .insert_unless(erase(Arc::clone(&task)), &self.closing)
@@ -274,17 +280,47 @@ impl Engine {
             return Err(reject(SpawnErrorKind::Closed, task.into_work()));
         }
         log_safely!(Trace, "{id} queued");
-        let kept = match handle {
-            Handle::Detached => {
-                self.enqueue(erase(task));
-                None
-            }
-            Handle::Kept => {
-                self.enqueue(erase(Arc::clone(&task)));
-                Some(task)
-            }
+        let (job, kept) = match handle {
+            Handle::Detached => (erase(task), None),
+            Handle::Kept => (erase(Arc::clone(&task)), Some(task)),
         };
+        match start {
+            None => self.enqueue(job),
+            Some(at) => {
+                if !self
+                    .timer
+                    .schedule(self, at, Event::Start(Arc::clone(&job)))
+                {
+                    // The engine stopped meanwhile: close will see it.
+                    if let Some(claim) = job.header().try_cancel() {
+                        self.settle_cancelled(&*job, claim);
+                    }
+                }
+            }
+        }
         Ok((id, kept))
+    }
+
+    /// Starts a thread if there are fewer than the active tasks (and the
+    /// limit allows). Fails only if the OS refused a thread.
+    pub(crate) fn ensure_threads(self: &Arc<Self>) -> io::Result<()> {
+        let threads = self.threads_alive.load(Ordering::Acquire);
+        if threads < self.limit() && self.counts.active() > threads {
+            if let Err(error) = self.grow() {
+                log_safely!(
+                    Warn,
+                    "could not start another worker thread, going on with fewer: {error}"
+                );
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Schedules a timer event for a task (its `cancel_at` or
+    /// `cancel_after`).
+    pub(crate) fn schedule(self: &Arc<Self>, at: Instant, event: Event) {
+        self.timer.schedule(self, at, event);
     }
 
     /// Puts an accepted, registered task at the back of the run queue, and

@@ -20,6 +20,8 @@
 //!          PUBLISHED         the result belongs to the handle
 //!          DETACHED          the handle is gone
 //!          JOIN_WAITING      someone sleeps on the engine's parking gate for it
+//!          DELAYED           queued, but not before its start time: only
+//!                            the timer may put it in the run queue
 //! ```
 //!
 //! Leaving `QUEUED` is a compare-and-swap, so exactly one party wins it and
@@ -120,6 +122,7 @@ const CANCEL_REQUESTED: u32 = 1 << 2;
 const PUBLISHED: u32 = 1 << 3;
 const DETACHED: u32 = 1 << 4;
 const JOIN_WAITING: u32 = 1 << 5;
+const DELAYED: u32 = 1 << 6;
 
 /// The exclusive right to a task's cell, won by leaving `QUEUED`. Only
 /// [`Header::try_start`] and [`Header::try_cancel`] make one, and the cell's
@@ -263,6 +266,23 @@ impl Header {
     pub(crate) fn announce_waiter(&self) -> bool {
         let before = self.state.fetch_or(JOIN_WAITING, Ordering::AcqRel);
         before & PUBLISHED != 0 || before & PHASE == FINISHED
+    }
+
+    /// Marks a task that is not to start before its start time. Only
+    /// before the task is shared.
+    pub(crate) fn mark_delayed(&self) {
+        self.state.fetch_or(DELAYED, Ordering::Relaxed);
+    }
+
+    /// The start time came (the timer, before it queues the task).
+    pub(crate) fn mark_due(&self) {
+        self.state.fetch_and(!DELAYED, Ordering::AcqRel);
+    }
+
+    /// Queued and due: a helping waiter may claim it.
+    pub(crate) fn is_claimable(&self) -> bool {
+        let state = self.state.load(Ordering::Acquire);
+        state & PHASE == QUEUED && state & DELAYED == 0
     }
 
     /// The handle is gone (or never existed).

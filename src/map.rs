@@ -1,0 +1,306 @@
+//! [`TaskManager::map`] and [`TaskManager::map_unordered`] (and the same on
+//! a [`Scope`](crate::Scope)): a function over an iterator, on the manager,
+//! in a bounded window.
+//!
+//! A map is a task set plus a feed: the input iterator, turned into one
+//! closure per item. It draws input on the caller's thread (when it is made,
+//! and as results are taken), keeps at most `2 × max_tasks` items submitted
+//! but not yet yielded, and stops drawing once the manager is closed.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::engine::{Blocking, Handle};
+use crate::error::TaskError;
+use crate::manager::TaskManager;
+use crate::submit::{keep_static, submit};
+use crate::task::TaskId;
+use crate::task_set::SetCore;
+
+/// Draws the next input item and spawns it into the set: `None` when the
+/// input is exhausted, `Err` when the manager refused the spawn (closed).
+/// A manager's map and a scope's differ only in this (lifetime and sink).
+pub(crate) type Draw<'a, T> =
+    Box<dyn FnMut(&mut SetCore<'a, T>) -> Option<Result<TaskId, ()>> + Send + 'a>;
+
+/// What both maps share.
+pub(crate) struct MapCore<'a, T> {
+    set: SetCore<'a, T>,
+    /// `None` once the input is exhausted or the manager closed.
+    draw: Option<Draw<'a, T>>,
+    /// Input index of the next item drawn.
+    drawn: usize,
+    index_of: HashMap<TaskId, usize>,
+    /// Submitted (or rejected) and not yet yielded.
+    in_flight: usize,
+    /// Items whose spawn was refused by a close: `Err(Cancelled)`.
+    refused: VecDeque<usize>,
+}
+
+impl<'a, T> MapCore<'a, T> {
+    pub(crate) fn new(set: SetCore<'a, T>, draw: Draw<'a, T>) -> Self {
+        let mut core = MapCore {
+            set,
+            draw: Some(draw),
+            drawn: 0,
+            index_of: HashMap::new(),
+            in_flight: 0,
+            refused: VecDeque::new(),
+        };
+        core.refill();
+        core
+    }
+
+    /// Draws and submits items until the window is full, the input ends,
+    /// or the manager is closed.
+    fn refill(&mut self) {
+        let window = 2 * self.set.engine().limit();
+        while self.in_flight < window {
+            if self.set.engine().is_closing() {
+                self.draw = None;
+            }
+            let Some(draw) = self.draw.as_mut() else {
+                return;
+            };
+            let Some(spawned) = draw(&mut self.set) else {
+                self.draw = None;
+                return;
+            };
+            let index = self.drawn;
+            self.drawn += 1;
+            self.in_flight += 1;
+            match spawned {
+                Ok(id) => {
+                    self.index_of.insert(id, index);
+                }
+                Err(()) => {
+                    self.refused.push_back(index);
+                    self.draw = None;
+                }
+            }
+        }
+    }
+
+    /// The next result to finish, with its input index; `None` at the end.
+    fn next_finished(&mut self) -> Option<(usize, Result<T, TaskError>)> {
+        self.refill();
+        if let Some(index) = self.refused.pop_front() {
+            self.in_flight -= 1;
+            return Some((index, Err(TaskError::Cancelled)));
+        }
+        let (id, result) = self.set.next_until(None)?;
+        self.in_flight -= 1;
+        let index = self
+            .index_of
+            .remove(&id)
+            .expect("every task of a map has an index");
+        Some((index, result))
+    }
+}
+
+impl<T> fmt::Debug for MapCore<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Map")
+            .field("drawn", &self.drawn)
+            .field("in_flight", &self.in_flight)
+            .field("input_done", &self.draw.is_none())
+            .finish()
+    }
+}
+
+/// Results of a map in input order; see [`TaskManager::map`].
+///
+/// Dropping it cancels the items still in flight.
+///
+/// # Examples
+///
+/// ```
+/// let manager = taskwarden::TaskManager::new(4);
+/// let squares: Vec<u64> = manager.map(1..=5_u64, |n| n * n).map(Result::unwrap).collect();
+/// assert_eq!(squares, [1, 4, 9, 16, 25]);
+/// ```
+pub struct Map<'a, T> {
+    core: MapCore<'a, T>,
+    /// Results that finished ahead of their turn, from `next_index` on.
+    ahead: VecDeque<Option<Result<T, TaskError>>>,
+    next_index: usize,
+    _manager: PhantomData<&'a TaskManager>,
+}
+
+impl<'a, T> Map<'a, T> {
+    pub(crate) fn from_core(core: MapCore<'a, T>) -> Self {
+        Map {
+            core,
+            ahead: VecDeque::new(),
+            next_index: 0,
+            _manager: PhantomData,
+        }
+    }
+}
+
+impl<T> Iterator for Map<'_, T> {
+    type Item = Result<T, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(Some(_)) = self.ahead.front() {
+                self.next_index += 1;
+                return self.ahead.pop_front().flatten();
+            }
+            let (index, result) = self.core.next_finished()?;
+            let at = index - self.next_index;
+            if self.ahead.len() <= at {
+                self.ahead.resize_with(at + 1, || None);
+            }
+            self.ahead[at] = Some(result);
+        }
+    }
+}
+
+impl<T> fmt::Debug for Map<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+/// Results of a map as they finish, with their input index; see
+/// [`TaskManager::map_unordered`].
+///
+/// Dropping it cancels the items still in flight.
+///
+/// # Examples
+///
+/// ```
+/// let manager = taskwarden::TaskManager::new(4);
+/// let mut seen: Vec<(usize, u32)> = manager
+///     .map_unordered(vec![10_u32, 20, 30], |n| n + 1)
+///     .map(|(index, result)| (index, result.unwrap()))
+///     .collect();
+/// seen.sort();
+/// assert_eq!(seen, [(0, 11), (1, 21), (2, 31)]);
+/// ```
+pub struct MapUnordered<'a, T> {
+    core: MapCore<'a, T>,
+    _manager: PhantomData<&'a TaskManager>,
+}
+
+impl<'a, T> MapUnordered<'a, T> {
+    pub(crate) fn from_core(core: MapCore<'a, T>) -> Self {
+        MapUnordered {
+            core,
+            _manager: PhantomData,
+        }
+    }
+}
+
+impl<T> Iterator for MapUnordered<'_, T> {
+    type Item = (usize, Result<T, TaskError>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.core.next_finished()
+    }
+}
+
+impl<T> fmt::Debug for MapUnordered<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+impl TaskManager {
+    /// Applies `f` to every item on this manager and yields the results in
+    /// input order, like Python's `Executor.map`.
+    ///
+    /// The first window of items is submitted before `map` returns, so the
+    /// work overlaps whatever the caller does next; then the window is
+    /// refilled as results are taken. At most `2 × max_tasks` items are
+    /// submitted but not yet yielded, so an endless or huge input works in
+    /// bounded memory. The input is advanced on the calling thread. A panic
+    /// in `f` is that item's `Err(Panicked)`; the others go on. Once the
+    /// manager is closed no more input is drawn: an item whose spawn was
+    /// refused comes back as `Err(Cancelled)`, items already submitted
+    /// yield their results, then the iterator ends. Dropping the iterator
+    /// cancels the items in flight.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(4);
+    /// let lengths: Vec<usize> = manager
+    ///     .map(vec!["a", "bb", "ccc"], |s: &str| s.len())
+    ///     .collect::<Result<_, _>>()
+    ///     .unwrap();
+    /// assert_eq!(lengths, [1, 2, 3]);
+    /// ```
+    pub fn map<'a, I, F, T>(&'a self, items: I, f: F) -> Map<'a, T>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'a,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> T + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        Map::from_core(self.map_core(items, f))
+    }
+
+    /// Like [`map`](Self::map), but yields `(input index, result)` as the
+    /// items finish.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(2);
+    /// let total: u32 = manager
+    ///     .map_unordered(1..=4_u32, |n| n * 10)
+    ///     .map(|(_index, result)| result.unwrap())
+    ///     .sum();
+    /// assert_eq!(total, 100);
+    /// ```
+    pub fn map_unordered<'a, I, F, T>(&'a self, items: I, f: F) -> MapUnordered<'a, T>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'a,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> T + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        MapUnordered::from_core(self.map_core(items, f))
+    }
+
+    fn map_core<'a, I, F, T>(&'a self, items: I, f: F) -> MapCore<'a, T>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'a,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> T + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let engine = Arc::clone(self.engine());
+        let f = Arc::new(f);
+        let mut items = items.into_iter();
+        let draw: Draw<'a, T> = Box::new(move |set: &mut SetCore<'a, T>| {
+            let item = items.next()?;
+            let f = Arc::clone(&f);
+            let job = move || f(item);
+            Some(
+                match submit(
+                    &engine,
+                    job,
+                    set.sink(),
+                    Blocking::Wait,
+                    Handle::Kept,
+                    keep_static,
+                ) {
+                    Ok((id, task)) => {
+                        set.insert(id, task.expect("a task with a handle"));
+                        Ok(id)
+                    }
+                    Err(_refused) => Err(()),
+                },
+            )
+        });
+        MapCore::new(SetCore::new(self.engine()), draw)
+    }
+}

@@ -1,0 +1,521 @@
+//! [`TaskSet`]: results as they finish.
+//!
+//! Each task of a set carries the set's sink in its type: when the task
+//! settles, the sink pushes its id onto the set's completion queue. Taking
+//! the next result is a pop from that queue and a lookup of the task's
+//! handle, whatever the set's size; plain `spawn` carries the unit sink and
+//! pays nothing for this.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use crate::engine::{Blocking, Engine, Handle, Park};
+use crate::error::{SpawnError, TaskError};
+use crate::handle::HandleCore;
+use crate::manager::TaskManager;
+use crate::options::TaskOptions;
+use crate::submit::{keep_static, submit_with};
+use crate::sync::Mutex;
+use crate::task::cell::{Completion, Job, Sink};
+use crate::task::TaskId;
+
+/// A set's completion queue: ids of its tasks that have settled, in the
+/// order they did.
+pub(crate) struct Completed {
+    state: Mutex<CompletedState>,
+    engine: Weak<Engine>,
+}
+
+struct CompletedState {
+    done: VecDeque<TaskId>,
+    /// The set's owner is about to sleep (or sleeps) on the parking gate.
+    waiting: bool,
+}
+
+/// The sink of a set's tasks.
+#[derive(Clone)]
+pub(crate) struct SetSink(Arc<Completed>);
+
+impl Sink for SetSink {
+    fn settled(&self, id: TaskId) {
+        let waiting = {
+            let mut state = self.0.state.lock();
+            state.done.push_back(id);
+            state.waiting
+        };
+        if waiting {
+            if let Some(engine) = self.0.engine.upgrade() {
+                engine.wake_waiters();
+            }
+        }
+    }
+}
+
+/// Two sinks in one (a scope's map: the scope counts, the set collects).
+impl<A: Sink, B: Sink> Sink for (A, B) {
+    fn settled(&self, id: TaskId) {
+        self.1.settled(id);
+        self.0.settled(id);
+    }
+}
+
+/// The machinery of a set, for `TaskSet` and the maps (which may borrow:
+/// `'a`).
+pub(crate) struct SetCore<'a, T> {
+    engine: Arc<Engine>,
+    completed: Arc<Completed>,
+    members: HashMap<TaskId, HandleCore<'a, T>>,
+    /// Members in spawn order, some of which may not have started: what a
+    /// wait from inside a task runs first.
+    unstarted: VecDeque<TaskId>,
+}
+
+impl<'a, T> SetCore<'a, T> {
+    pub(crate) fn new(engine: &Arc<Engine>) -> Self {
+        SetCore {
+            engine: Arc::clone(engine),
+            completed: Arc::new(Completed {
+                state: Mutex::new(CompletedState {
+                    done: VecDeque::new(),
+                    waiting: false,
+                }),
+                engine: Arc::downgrade(engine),
+            }),
+            members: HashMap::new(),
+            unstarted: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub(crate) fn sink(&self) -> SetSink {
+        SetSink(Arc::clone(&self.completed))
+    }
+
+    /// Takes in a task spawned with this set's sink.
+    pub(crate) fn insert(&mut self, id: TaskId, task: Arc<dyn Completion<T> + 'a>) {
+        self.members
+            .insert(id, HandleCore::new(task, Arc::clone(&self.engine)));
+        self.unstarted.push_back(id);
+        if self.unstarted.len() > 2 * self.members.len() + 64 {
+            let members = &self.members;
+            self.unstarted.retain(|id| members.contains_key(id));
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The next finished member's result, if one is ready.
+    pub(crate) fn try_next(&mut self) -> Option<(TaskId, Result<T, TaskError>)> {
+        loop {
+            let id = self.completed.state.lock().done.pop_front()?;
+            // Ids of members detached meanwhile are skipped.
+            if let Some(core) = self.members.remove(&id) {
+                return Some((id, core.join()));
+            }
+        }
+    }
+
+    /// Waits until a member finishes or `deadline` passes.
+    pub(crate) fn next_until(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Option<(TaskId, Result<T, TaskError>)> {
+        loop {
+            if self.members.is_empty() {
+                return None;
+            }
+            if let Some(next) = self.try_next() {
+                return Some(next);
+            }
+            let completed = &self.completed;
+            let engine = &self.engine;
+            let unstarted = &mut self.unstarted;
+            let members = &self.members;
+            let ready = engine.wait_until(
+                Park::Tasks,
+                deadline,
+                &mut |sleeping| {
+                    let mut state = completed.state.lock();
+                    state.waiting = sleeping && state.done.is_empty();
+                    !state.done.is_empty()
+                },
+                &mut || next_unstarted(engine, unstarted, members),
+            );
+            completed.state.lock().waiting = false;
+            if !ready {
+                return self.try_next();
+            }
+        }
+    }
+
+    pub(crate) fn cancel_all(&self) {
+        for core in self.members.values() {
+            core.cancel();
+        }
+    }
+
+    pub(crate) fn detach_all(&mut self) {
+        self.members.clear();
+        self.unstarted.clear();
+        self.completed.state.lock().done.clear();
+    }
+}
+
+/// The first member, in spawn order, that may still be queued.
+fn next_unstarted<T>(
+    engine: &Engine,
+    unstarted: &mut VecDeque<TaskId>,
+    members: &HashMap<TaskId, HandleCore<'_, T>>,
+) -> Option<Arc<dyn Job>> {
+    while let Some(&id) = unstarted.front() {
+        if members.contains_key(&id) {
+            if let Some(job) = engine.find(id) {
+                if job.header().is_claimable() {
+                    return Some(job);
+                }
+            }
+        }
+        unstarted.pop_front();
+    }
+    None
+}
+
+impl<T> Drop for SetCore<'_, T> {
+    fn drop(&mut self) {
+        self.cancel_all();
+    }
+}
+
+/// A set of tasks whose results are taken as they finish: Python's
+/// `as_completed`, tokio's `JoinSet`.
+///
+/// The set spawns on its manager, under the same limit, queue and close
+/// rules as [`TaskManager::spawn`], and owns its tasks' results.
+/// [`join_next`](Self::join_next) returns the result of whichever task
+/// finishes first, each exactly once. A task cancelled before it ran comes
+/// back as `Err(Cancelled)`, one that panicked as `Err(Panicked(..))`; after
+/// a close, the tasks it dropped come back at once as `Err(Cancelled)`, and
+/// tasks still running are still waited for. Dropping the set cancels the
+/// tasks it still holds, without waiting for them.
+///
+/// Taking a result costs the same whatever the set's size: finished tasks
+/// queue themselves; nothing scans the set.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let manager = taskwarden::TaskManager::new(4);
+/// let mut set = manager.task_set();
+/// for ms in [30_u64, 10, 20] {
+///     set.spawn(move || {
+///         std::thread::sleep(Duration::from_millis(ms));
+///         ms
+///     })
+///     .unwrap();
+/// }
+/// let mut order = Vec::new();
+/// while let Some((_id, result)) = set.join_next() {
+///     order.push(result.unwrap());
+/// }
+/// order.sort();
+/// assert_eq!(order, [10, 20, 30]);
+/// ```
+pub struct TaskSet<T> {
+    core: SetCore<'static, T>,
+}
+
+impl TaskManager {
+    /// An empty [`TaskSet`] spawning on this manager.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(2);
+    /// let mut set = manager.task_set::<u32>();
+    /// assert!(set.is_empty());
+    /// set.spawn(|| 1).unwrap();
+    /// assert_eq!(set.join_next().map(|(_, r)| r), Some(Ok(1)));
+    /// ```
+    #[must_use]
+    pub fn task_set<T: Send + 'static>(&self) -> TaskSet<T> {
+        TaskSet {
+            core: SetCore::new(self.engine()),
+        }
+    }
+}
+
+impl<T: Send + 'static> TaskSet<T> {
+    fn submit<F>(
+        &mut self,
+        options: TaskOptions,
+        f: F,
+        blocking: Blocking,
+    ) -> Result<TaskId, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let engine = Arc::clone(self.core.engine());
+        let (id, task) = submit_with(
+            &engine,
+            options,
+            f,
+            self.core.sink(),
+            blocking,
+            Handle::Kept,
+            keep_static,
+        )?;
+        self.core.insert(id, task.expect("a task with a handle"));
+        Ok(id)
+    }
+
+    /// Spawns `f` into the set; as [`TaskManager::spawn`], it waits for room
+    /// in a bounded queue.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskManager::spawn`]; the closure is handed back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(2);
+    /// let mut set = manager.task_set();
+    /// let id = set.spawn(|| "done").unwrap();
+    /// assert_eq!(set.join_next(), Some((id, Ok("done"))));
+    /// ```
+    pub fn spawn<F>(&mut self, f: F) -> Result<TaskId, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.submit(TaskOptions::default(), f, Blocking::Wait)
+    }
+
+    /// Spawns `f` into the set with [`TaskOptions`] (see
+    /// [`TaskManager::spawn_with`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskManager::spawn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskwarden::TaskOptions;
+    /// let manager = taskwarden::TaskManager::new(2);
+    /// let mut set = manager.task_set();
+    /// set.spawn_with(TaskOptions::default().start_after(Duration::from_millis(20)), || "late").unwrap();
+    /// set.spawn(|| "early").unwrap();
+    /// assert_eq!(set.join_next().unwrap().1, Ok("early"));
+    /// assert_eq!(set.join_next().unwrap().1, Ok("late"));
+    /// ```
+    pub fn spawn_with<F>(&mut self, options: TaskOptions, f: F) -> Result<TaskId, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.submit(options, f, Blocking::Wait)
+    }
+
+    /// Like [`spawn`](Self::spawn), but never blocks.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskManager::try_spawn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(2);
+    /// let mut set = manager.task_set();
+    /// set.try_spawn(|| 1).unwrap();
+    /// assert_eq!(set.len(), 1);
+    /// ```
+    pub fn try_spawn<F>(&mut self, f: F) -> Result<TaskId, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.submit(TaskOptions::default(), f, Blocking::Never)
+    }
+}
+
+impl<T> TaskSet<T> {
+    /// How many tasks' results have not been taken yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(2);
+    /// let mut set = manager.task_set();
+    /// set.spawn(|| ()).unwrap();
+    /// set.spawn(|| ()).unwrap();
+    /// assert_eq!(set.len(), 2);
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.core.len()
+    }
+
+    /// True when every result has been taken (or the set was detached).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(2);
+    /// let mut set = manager.task_set::<()>();
+    /// assert!(set.is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.core.len() == 0
+    }
+
+    /// Waits for the next task of the set to finish and returns its id and
+    /// result; `None` once the set is empty. From inside a task of the same
+    /// manager it runs the set's queued tasks on the calling thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(2);
+    /// let mut set = manager.task_set();
+    /// set.spawn(|| 7).unwrap();
+    /// assert_eq!(set.join_next().unwrap().1, Ok(7));
+    /// assert!(set.join_next().is_none());
+    /// ```
+    pub fn join_next(&mut self) -> Option<(TaskId, Result<T, TaskError>)> {
+        self.core.next_until(None)
+    }
+
+    /// The next finished task's result if one is ready now; never blocks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let mut set = manager.task_set();
+    /// set.spawn(|| 1).unwrap();
+    /// manager.drain();
+    /// assert_eq!(set.try_join_next().unwrap().1, Ok(1));
+    /// ```
+    pub fn try_join_next(&mut self) -> Option<(TaskId, Result<T, TaskError>)> {
+        self.core.try_next()
+    }
+
+    /// Like [`join_next`](Self::join_next), but gives up after `timeout`.
+    /// `None` both when the set is empty and when the time ran out;
+    /// [`is_empty`](Self::is_empty) tells which.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let mut set = manager.task_set();
+    /// set.spawn(|| std::thread::sleep(Duration::from_millis(200))).unwrap();
+    /// assert!(set.join_next_timeout(Duration::from_millis(1)).is_none());
+    /// assert!(!set.is_empty(), "it timed out; the task is still in the set");
+    /// assert!(set.join_next_timeout(Duration::from_secs(5)).is_some());
+    /// ```
+    pub fn join_next_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Option<(TaskId, Result<T, TaskError>)> {
+        self.core.next_until(Instant::now().checked_add(timeout))
+    }
+
+    /// Cancels every task the set still holds (as
+    /// [`TaskManager::cancel`]): queued ones never run and come back as
+    /// `Err(Cancelled)`, running ones see their flag.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let mut set = manager.task_set();
+    /// set.spawn(|| while !taskwarden::is_cancelled() { std::thread::yield_now() }).unwrap();
+    /// set.spawn(|| ()).unwrap();
+    /// set.cancel_all();
+    /// while let Some((_, result)) = set.join_next() {
+    ///     let _ = result; // Ok(()) if it ran, Err(Cancelled) if it never started
+    /// }
+    /// ```
+    pub fn cancel_all(&self) {
+        self.core.cancel_all();
+    }
+
+    /// Lets every task run on without the set, which is empty afterwards;
+    /// their results are dropped when they finish.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let mut set = manager.task_set();
+    /// set.spawn(|| ()).unwrap();
+    /// set.detach_all();
+    /// assert!(set.is_empty());
+    /// manager.drain(); // the task still ran
+    /// assert_eq!(manager.stats().completed, 1);
+    /// ```
+    pub fn detach_all(&mut self) {
+        self.core.detach_all();
+    }
+}
+
+impl<T> fmt::Debug for TaskSet<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskSet").field("len", &self.len()).finish()
+    }
+}
+
+/// The results of a [`TaskSet`] in completion order, each waited for in
+/// turn; from [`TaskSet::into_iter`].
+///
+/// # Examples
+///
+/// ```
+/// let manager = taskwarden::TaskManager::new(2);
+/// let mut set = manager.task_set();
+/// for n in 0..3 { set.spawn(move || n).unwrap(); }
+/// let mut all: Vec<i32> = set.into_iter().map(|(_, r)| r.unwrap()).collect();
+/// all.sort();
+/// assert_eq!(all, [0, 1, 2]);
+/// ```
+pub struct IntoIter<T> {
+    set: TaskSet<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = (TaskId, Result<T, TaskError>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.set.join_next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.set.len(), Some(self.set.len()))
+    }
+}
+
+impl<T> fmt::Debug for IntoIter<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntoIter").field("set", &self.set).finish()
+    }
+}
+
+impl<T> IntoIterator for TaskSet<T> {
+    type Item = (TaskId, Result<T, TaskError>);
+    type IntoIter = IntoIter<T>;
+
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { set: self }
+    }
+}
