@@ -61,11 +61,12 @@ fn queued_tasks_are_cancelled_at_once_and_running_ones_flagged() {
         let queued: Vec<_> = (0..2)
             .map(|_| {
                 let ran = ran.clone();
-                manager.spawn(move || {
-                    ran.store(true, Ordering::SeqCst);
-                    "never"
-                })
-                .unwrap()
+                manager
+                    .spawn(move || {
+                        ran.store(true, Ordering::SeqCst);
+                        "never"
+                    })
+                    .unwrap()
             })
             .collect();
         let queued_ids: Vec<_> = queued.iter().map(|h| h.id()).collect();
@@ -80,7 +81,10 @@ fn queued_tasks_are_cancelled_at_once_and_running_ones_flagged() {
         assert_eq!(report.abandoned, vec![stubborn.id()]);
         assert!(report.timed_out);
         assert_consistent(&report);
-        assert!(took >= grace, "waited the grace for the stubborn task: {took:?}");
+        assert!(
+            took >= grace,
+            "waited the grace for the stubborn task: {took:?}"
+        );
         assert!(took <= grace + SLACK, "returned late: {took:?}");
         assert!(report.elapsed >= grace);
         assert!(manager.is_closed());
@@ -90,7 +94,10 @@ fn queued_tasks_are_cancelled_at_once_and_running_ones_flagged() {
         }
         assert_eq!(polite.join(), Ok("stopped"));
         gate.open();
-        assert!(rx.recv_timeout(common::LIMIT).unwrap(), "the stubborn task was flagged");
+        assert!(
+            rx.recv_timeout(common::LIMIT).unwrap(),
+            "the stubborn task was flagged"
+        );
         assert_eq!(stubborn.join(), Ok("late"));
         assert!(!ran.load(Ordering::SeqCst), "cancelled tasks never ran");
     });
@@ -100,7 +107,9 @@ fn queued_tasks_are_cancelled_at_once_and_running_ones_flagged() {
 fn tasks_that_stop_within_the_grace_are_stopped_and_it_returns_early() {
     watchdog(|| {
         let manager = TaskManager::new(3);
-        let handles: Vec<_> = (0..3).map(|_| manager.spawn(cooperative).unwrap()).collect();
+        let handles: Vec<_> = (0..3)
+            .map(|_| manager.spawn(cooperative).unwrap())
+            .collect();
         wait_for("all running", || manager.running().len() == 3);
         let queued = manager.spawn(|| "never").unwrap();
         let grace = Duration::from_secs(20);
@@ -158,7 +167,11 @@ fn close_now_escalates_a_close_in_progress_and_both_get_one_report() {
             "the first close ends once the flagged task stops"
         );
         assert_same_report(&first, &report);
-        assert_eq!(report.cancelled, vec![queued.id()], "queued work cancelled at once");
+        assert_eq!(
+            report.cancelled,
+            vec![queued.id()],
+            "queued work cancelled at once"
+        );
         assert_eq!(report.stopped, vec![polite.id()], "stopped is filled");
         assert!(report.abandoned.is_empty());
         assert!(!report.timed_out);

@@ -82,7 +82,9 @@ fn map_yields_in_input_order_whatever_the_completion_order() {
         for i in [3, 2, 1] {
             gates[i].open();
         }
-        wait_for("items 1..4 to finish", || finished.load(Ordering::SeqCst) == 3);
+        wait_for("items 1..4 to finish", || {
+            finished.load(Ordering::SeqCst) == 3
+        });
         gates[0].open();
         let got: Vec<_> = results.collect();
         assert_eq!(got, vec![Ok(0), Ok(10), Ok(20), Ok(30)]);
@@ -132,9 +134,14 @@ fn the_first_window_is_submitted_before_map_returns() {
             tx.send(x).unwrap();
             x
         });
-        assert!(probe.pulled() > 0, "nothing submitted before the first next");
+        assert!(
+            probe.pulled() > 0,
+            "nothing submitted before the first next"
+        );
         // Work overlaps the caller: a task runs without any call to `next`.
-        let first = rx.recv_timeout(common::LIMIT).expect("a task ran before next");
+        let first = rx
+            .recv_timeout(common::LIMIT)
+            .expect("a task ran before next");
         assert!(first < 4);
         assert!(probe.pulled() <= 4, "more than 2 x max_tasks in flight");
         drop(results);
@@ -162,7 +169,7 @@ fn at_most_twice_max_tasks_items_are_in_flight() {
         });
         assert_eq!(probe.pulled(), pulled, "input drawn without a next call");
         let mut yielded = 0;
-        while let Some(result) = results.next() {
+        for result in results.by_ref() {
             yielded += 1;
             assert_eq!(result, Ok(yielded));
             let in_flight = probe.pulled() - yielded as usize;
@@ -185,7 +192,11 @@ fn the_in_flight_bound_holds_for_map_unordered_and_endless_input() {
             let (i, result) = results.next().expect("endless input never ends");
             assert_eq!(result, Ok(i as u64));
             assert!(seen.insert(i));
-            assert!(probe.pulled() - taken <= 2 * max, "{} in flight", probe.pulled() - taken);
+            assert!(
+                probe.pulled() - taken <= 2 * max,
+                "{} in flight",
+                probe.pulled() - taken
+            );
         }
         drop(results);
 
@@ -293,7 +304,11 @@ fn dropping_cancels_in_flight(unordered: bool) {
     manager.drain();
     let started = started.lock().unwrap().clone();
     assert_eq!(started.len(), max, "queued items never ran: {started:?}");
-    assert_eq!(flagged.load(Ordering::SeqCst), max, "running items were flagged");
+    assert_eq!(
+        flagged.load(Ordering::SeqCst),
+        max,
+        "running items were flagged"
+    );
     assert!(probe.pulled() <= 2 * max);
     let stats = manager.stats();
     assert_eq!(

@@ -142,11 +142,21 @@ fn idle_surplus_threads_are_woken_to_retire() {
         for handle in handles {
             handle.join().unwrap();
         }
-        assert_eq!(manager.stats().threads, 4, "idle, but alive without keep_alive");
+        assert_eq!(
+            manager.stats().threads,
+            4,
+            "idle, but alive without keep_alive"
+        );
         manager.set_max_tasks(1);
-        wait_for("idle surplus threads to retire", || manager.stats().threads <= 1);
+        wait_for("idle surplus threads to retire", || {
+            manager.stats().threads <= 1
+        });
         wait_for("their stop hooks", || stops.load(Ordering::SeqCst) >= 3);
-        assert_eq!(manager.spawn(|| 5).unwrap().join(), Ok(5), "one thread still works");
+        assert_eq!(
+            manager.spawn(|| 5).unwrap().join(),
+            Ok(5),
+            "one thread still works"
+        );
     });
 }
 
@@ -181,7 +191,9 @@ fn the_new_limit_holds_for_later_work() {
                 manager.spawn(move || g.wait()).unwrap()
             })
             .collect();
-        wait_for("three at once after raising", || manager.running().len() == 3);
+        wait_for("three at once after raising", || {
+            manager.running().len() == 3
+        });
         gate.open();
         for handle in handles {
             handle.join().unwrap();

@@ -41,8 +41,16 @@ fn scoped_tasks_run_on_the_managers_own_threads() {
             assert!(name.starts_with("mine-"), "{name}");
         }
         let threads = starts.load(Ordering::SeqCst);
-        assert!((1..=2).contains(&threads), "the manager's hooks ran: {threads}");
-        assert!(manager.spawn(thread_name).unwrap().join().unwrap().starts_with("mine-"));
+        assert!(
+            (1..=2).contains(&threads),
+            "the manager's hooks ran: {threads}"
+        );
+        assert!(manager
+            .spawn(thread_name)
+            .unwrap()
+            .join()
+            .unwrap()
+            .starts_with("mine-"));
     });
 }
 
@@ -150,7 +158,9 @@ fn a_close_while_the_scope_is_open_cancels_queued_tasks_and_the_scope_waits_for_
                 gate.wait();
                 finished.store(true, Ordering::SeqCst);
             });
-            wait_for("the scoped task running", || manager.running() == vec![running.id()]);
+            wait_for("the scoped task running", || {
+                manager.running() == vec![running.id()]
+            });
             let queued = s.spawn(|| ran.store(true, Ordering::SeqCst));
             let report = manager.close_timeout(Duration::from_millis(50));
             assert_eq!(report.cancelled, vec![queued.id()]);
@@ -178,7 +188,11 @@ fn spawning_in_a_scope_on_a_closed_manager_gives_a_cancelled_handle() {
         manager.scoped(|s| {
             let handle = s.spawn(|| ran.store(true, Ordering::SeqCst));
             let id = handle.id();
-            assert_eq!(manager.state(id), Some(TaskState::Finished), "it used up an id");
+            assert_eq!(
+                manager.state(id),
+                Some(TaskState::Finished),
+                "it used up an id"
+            );
             assert!(handle.is_finished());
             assert_eq!(handle.join(), Err(TaskError::Cancelled));
         });
@@ -239,9 +253,12 @@ fn scope_map_keeps_order_bounds_the_window_and_isolates_panics() {
                 }
                 *x * 2
             });
-            assert!(pulled.load(Ordering::SeqCst) > 0, "the first window is submitted");
+            assert!(
+                pulled.load(Ordering::SeqCst) > 0,
+                "the first window is submitted"
+            );
             let mut yielded = 0;
-            while let Some(result) = results.next() {
+            for result in results.by_ref() {
                 if yielded == 5 {
                     assert_eq!(result, Err(TaskError::Panicked("item 5".into())));
                 } else {

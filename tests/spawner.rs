@@ -16,7 +16,7 @@ fn a_spawner_spawns_on_its_manager_like_the_manager_itself() {
         let manager = TaskManager::new(2);
         let spawner = manager.spawner();
         assert!(!spawner.is_closed());
-        let handle = spawner.spawn(|| taskwarden::current_task()).unwrap();
+        let handle = spawner.spawn(taskwarden::current_task).unwrap();
         let id = handle.id();
         assert_eq!(handle.join(), Ok(Some(id)));
         assert_eq!(spawner.try_spawn(|| 2).unwrap().join(), Ok(2));
@@ -28,7 +28,10 @@ fn a_spawner_spawns_on_its_manager_like_the_manager_itself() {
             Some(taskwarden::TaskState::Finished)
         );
         let delayed = spawner
-            .spawn_with(TaskOptions::default().start_after(Duration::from_millis(5)), || 4)
+            .spawn_with(
+                TaskOptions::default().start_after(Duration::from_millis(5)),
+                || 4,
+            )
             .unwrap();
         assert_eq!(delayed.join(), Ok(4));
         wait_for("four completions", || manager.stats().completed == 4);
@@ -81,9 +84,7 @@ fn a_spawner_does_not_keep_the_manager_open() {
         assert_eq!(error.into_inner()(), "handed back");
         assert_eq!(spawner.try_spawn(|| 1).unwrap_err().into_inner()(), 1);
         assert_eq!(other.spawn_detached(|| 2).unwrap_err().into_inner()(), 2);
-        let error = other
-            .spawn_with(TaskOptions::default(), || 3)
-            .unwrap_err();
+        let error = other.spawn_with(TaskOptions::default(), || 3).unwrap_err();
         assert!(error.is_closed());
         assert_eq!(error.into_inner()(), 3);
     });

@@ -90,7 +90,9 @@ fn try_join_next_never_blocks() {
         assert_eq!(set.try_join_next(), None);
         assert!(!set.is_empty(), "still held, just not finished");
         gate.open();
-        wait_for("the task to finish", || manager.state(id) == Some(taskwarden::TaskState::Finished));
+        wait_for("the task to finish", || {
+            manager.state(id) == Some(taskwarden::TaskState::Finished)
+        });
         assert_eq!(set.try_join_next(), Some((id, Ok('x'))));
         assert!(set.is_empty());
     });
@@ -128,13 +130,16 @@ fn cancel_all_on_the_set_cancels_queued_and_flags_running_tasks() {
         wait_for("the spinner running", || manager.running() == vec![spinner]);
         let queued = set.spawn(|| "never").unwrap();
         // A task outside the set is not touched.
-        let outsider = manager.spawn(|| taskwarden::is_cancelled()).unwrap();
+        let outsider = manager.spawn(taskwarden::is_cancelled).unwrap();
         set.cancel_all();
         let mut results: Vec<_> = std::iter::from_fn(|| set.join_next()).collect();
         results.sort_by_key(|(id, _)| *id);
         assert_eq!(
             results,
-            vec![(spinner, Ok("stopped")), (queued, Err(TaskError::Cancelled))]
+            vec![
+                (spinner, Ok("stopped")),
+                (queued, Err(TaskError::Cancelled))
+            ]
         );
         assert_eq!(outsider.join(), Ok(false), "the set cancels only its own");
     });
@@ -172,7 +177,9 @@ fn after_a_close_dropped_tasks_come_back_at_once_and_running_ones_are_waited_for
                 0
             })
             .unwrap();
-        wait_for("the first task running", || manager.running() == vec![running]);
+        wait_for("the first task running", || {
+            manager.running() == vec![running]
+        });
         let queued: Vec<_> = (1..=3).map(|i| set.spawn(move || i).unwrap()).collect();
         let report = manager.close_timeout(Duration::from_millis(50));
         assert_eq!(report.cancelled, queued);
@@ -180,7 +187,9 @@ fn after_a_close_dropped_tasks_come_back_at_once_and_running_ones_are_waited_for
         // The dropped ones are ready now, without waiting for the running one.
         let mut cancelled = Vec::new();
         for _ in 0..3 {
-            let (id, result) = set.try_join_next().expect("a dropped task is ready at once");
+            let (id, result) = set
+                .try_join_next()
+                .expect("a dropped task is ready at once");
             assert_eq!(result, Err(TaskError::Cancelled));
             cancelled.push(id);
         }
@@ -268,7 +277,10 @@ fn join_next_timeout_is_none_when_empty_and_when_time_runs_out() {
         let started = Instant::now();
         assert_eq!(set.join_next_timeout(common::LIMIT), None);
         assert!(set.is_empty(), "None because the set is empty");
-        assert!(started.elapsed() < common::LIMIT / 2, "an empty set does not wait");
+        assert!(
+            started.elapsed() < common::LIMIT / 2,
+            "an empty set does not wait"
+        );
 
         let gate = Gate::new();
         let g = gate.clone();
@@ -305,7 +317,9 @@ fn dropping_a_set_cancels_its_tasks_and_does_not_wait() {
                 tx.send(taskwarden::is_cancelled()).unwrap();
             })
             .unwrap();
-        wait_for("the first task running", || manager.running() == vec![running]);
+        wait_for("the first task running", || {
+            manager.running() == vec![running]
+        });
         let ran = Arc::new(AtomicUsize::new(0));
         for _ in 0..3 {
             let ran = ran.clone();
@@ -333,7 +347,11 @@ fn a_dropped_task_handle_detaches_but_a_dropped_set_cancels() {
         let (release, held) = hold_slot(&manager);
         let by_handle = Arc::new(AtomicBool::new(false));
         let b = by_handle.clone();
-        drop(manager.spawn(move || b.store(true, Ordering::SeqCst)).unwrap());
+        drop(
+            manager
+                .spawn(move || b.store(true, Ordering::SeqCst))
+                .unwrap(),
+        );
         let by_set = Arc::new(AtomicBool::new(false));
         let mut set = manager.task_set();
         let b = by_set.clone();
@@ -342,7 +360,10 @@ fn a_dropped_task_handle_detaches_but_a_dropped_set_cancels() {
         release.open();
         held.join().unwrap();
         manager.drain();
-        assert!(by_handle.load(Ordering::SeqCst), "a dropped handle detaches");
+        assert!(
+            by_handle.load(Ordering::SeqCst),
+            "a dropped handle detaches"
+        );
         assert!(!by_set.load(Ordering::SeqCst), "a dropped set cancels");
     });
 }

@@ -67,7 +67,11 @@ fn panicked_and_cancelled_tasks_read_finished() {
         assert_eq!(bad.join(), Err(TaskError::Panicked("state boom".into())));
         assert_eq!(manager.state(id), Some(TaskState::Finished));
         manager.close();
-        assert_eq!(manager.state(id), Some(TaskState::Finished), "also after close");
+        assert_eq!(
+            manager.state(id),
+            Some(TaskState::Finished),
+            "also after close"
+        );
     });
 }
 
@@ -75,7 +79,11 @@ fn panicked_and_cancelled_tasks_read_finished() {
 fn state_is_none_only_above_every_used_id() {
     watchdog(|| {
         let manager = TaskManager::new(2);
-        assert_eq!(manager.state(task_id(1)), None, "a fresh manager used no id");
+        assert_eq!(
+            manager.state(task_id(1)),
+            None,
+            "a fresh manager used no id"
+        );
         for _ in 0..3 {
             manager.spawn(|| ()).unwrap().join().unwrap();
         }
@@ -130,7 +138,10 @@ fn queued_lists_the_queued_ids_ascending() {
             .map(|_| manager.spawn_detached(|| ()).unwrap())
             .collect();
         assert_eq!(manager.queued(), ids);
-        assert!(!manager.queued().contains(&held.id()), "running is not queued");
+        assert!(
+            !manager.queued().contains(&held.id()),
+            "running is not queued"
+        );
         assert_eq!(manager.running(), vec![held.id()]);
         release.open();
         manager.drain();
@@ -202,7 +213,10 @@ fn cancel_all_returns_the_ids_it_reached_ascending() {
         expected.extend(queued.iter().map(|h| h.id()));
         let reached = manager.cancel_all();
         assert_eq!(reached, expected);
-        assert!(!reached.contains(&done_id), "a finished task is not reached");
+        assert!(
+            !reached.contains(&done_id),
+            "a finished task is not reached"
+        );
         for handle in queued {
             assert_eq!(handle.join(), Err(TaskError::Cancelled));
         }
@@ -263,7 +277,10 @@ fn wait_all_timeout_is_false_at_the_timeout_and_true_once_all_finished() {
         assert!(waited <= timeout + SLACK, "returned late: {waited:?}");
         gate.open();
         assert!(manager.wait_all_timeout(ids, common::LIMIT));
-        assert!(manager.wait_all_timeout(&ids, Duration::ZERO), "already finished");
+        assert!(
+            manager.wait_all_timeout(ids.iter(), Duration::ZERO),
+            "already finished"
+        );
         assert!(manager.wait_all_timeout(Vec::<TaskId>::new(), Duration::ZERO));
     });
 }

@@ -53,8 +53,15 @@ fn an_idle_thread_exits_after_keep_alive_and_new_work_starts_threads_again() {
             "exited {:?} after going idle",
             stopped[0] - ended
         );
-        assert!(!manager.is_closed(), "keep_alive does not close the manager");
-        assert_eq!(manager.spawn(|| 7).unwrap().join(), Ok(7), "threads start again");
+        assert!(
+            !manager.is_closed(),
+            "keep_alive does not close the manager"
+        );
+        assert_eq!(
+            manager.spawn(|| 7).unwrap().join(),
+            Ok(7),
+            "threads start again"
+        );
         assert_eq!(starts.load(Ordering::SeqCst), 2);
         wait_for("the second thread to exit", || manager.stats().threads == 0);
         assert!(manager.close().is_clean());
@@ -86,7 +93,11 @@ fn without_keep_alive_threads_live_until_close() {
         waiter.join().unwrap();
         let threads = manager.stats().threads;
         assert!(threads >= 1);
-        assert_eq!(stops.load(Ordering::SeqCst), 0, "no thread exited before close");
+        assert_eq!(
+            stops.load(Ordering::SeqCst),
+            0,
+            "no thread exited before close"
+        );
         manager.close();
         assert_eq!(stops.load(Ordering::SeqCst), threads);
     });
@@ -159,7 +170,11 @@ fn on_thread_stop_runs_for_an_abandoned_thread_after_close_returns() {
         wait_for("the slot taken", || manager.running().len() == 1);
         let report = manager.close_timeout(Duration::from_millis(30));
         assert_eq!(report.abandoned, vec![stubborn.id()]);
-        assert_eq!(stops.load(Ordering::SeqCst), 0, "its thread is still in the task");
+        assert_eq!(
+            stops.load(Ordering::SeqCst),
+            0,
+            "its thread is still in the task"
+        );
         gate.open();
         stubborn.join().unwrap();
         wait_for("the stop hook", || stops.load(Ordering::SeqCst) == 1);
@@ -200,19 +215,29 @@ fn on_panic_sees_the_task_the_message_and_the_original_payload() {
         let text = manager.spawn(|| -> u8 { panic!("kaboom {}", 3) }).unwrap();
         let text_id = text.id();
         assert_eq!(text.join(), Err(TaskError::Panicked("kaboom 3".into())));
-        assert_eq!(manager.spawn(|| 1).unwrap().join(), Ok(1), "the manager goes on");
+        assert_eq!(
+            manager.spawn(|| 1).unwrap().join(),
+            Ok(1),
+            "the manager goes on"
+        );
         wait_for("both reports", || seen.lock().unwrap().len() == 2);
         let seen = seen.lock().unwrap();
         let (id, message, oops, _, thread) = &seen[0];
         assert_eq!(*id, custom_id);
         assert_eq!(*message, custom_message, "the message join reports");
         assert_eq!(*oops, Some(7), "the original payload");
-        assert!(is_worker_name(thread, "panicky"), "ran on the worker: {thread}");
+        assert!(
+            is_worker_name(thread, "panicky"),
+            "ran on the worker: {thread}"
+        );
         let (id, message, _, string, thread) = &seen[1];
         assert_eq!(*id, text_id);
         assert_eq!(message, "kaboom 3");
         assert_eq!(string.as_deref(), Some("kaboom 3"));
-        assert!(is_worker_name(thread, "panicky"), "ran on the worker: {thread}");
+        assert!(
+            is_worker_name(thread, "panicky"),
+            "ran on the worker: {thread}"
+        );
         drop(seen);
         wait_for("two panics counted", || manager.stats().panicked == 2);
     });

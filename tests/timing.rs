@@ -23,8 +23,14 @@ fn opts() -> TaskOptions {
 
 fn assert_on_time(what: &str, from: Instant, at: Instant, requested: Duration) {
     let took = at.saturating_duration_since(from);
-    assert!(at >= from + requested, "{what} early: {took:?} < {requested:?}");
-    assert!(took <= requested + SLACK, "{what} late: {took:?} for {requested:?}");
+    assert!(
+        at >= from + requested,
+        "{what} early: {took:?} < {requested:?}"
+    );
+    assert!(
+        took <= requested + SLACK,
+        "{what} late: {took:?} for {requested:?}"
+    );
 }
 
 /// Waits for the cancel flag and returns when it was seen.
@@ -62,7 +68,12 @@ fn cancel_after_counts_from_the_start_of_the_task() {
         let (flagged_at_start, started, seen) = task.join().unwrap();
         assert!(!flagged_at_start, "d counts from the start, not the spawn");
         assert!(seen >= opened + d, "flagged early");
-        assert_on_time("cancel_after", started, seen, d.saturating_sub(Duration::from_millis(2)));
+        assert_on_time(
+            "cancel_after",
+            started,
+            seen,
+            d.saturating_sub(Duration::from_millis(2)),
+        );
         held.join().unwrap();
     });
 }
@@ -74,8 +85,12 @@ fn cancel_at_flags_a_running_task_and_its_result_stands() {
         let spawned = Instant::now();
         let d = Duration::from_millis(60);
         let at = spawned + d;
-        let task = manager.spawn_with(opts().cancel_at(at), flag_seen_at).unwrap();
-        let seen = task.join().expect("a flagged task's return value is its result");
+        let task = manager
+            .spawn_with(opts().cancel_at(at), flag_seen_at)
+            .unwrap();
+        let seen = task
+            .join()
+            .expect("a flagged task's return value is its result");
         assert_on_time("cancel_at", spawned, seen, d);
     });
 }
@@ -102,12 +117,19 @@ fn cancel_at_passing_while_queued_means_the_task_never_runs() {
         if Instant::now() < at {
             assert_eq!(state, Some(TaskState::Queued), "cancelled early");
         }
-        assert!(task.wait_timeout(common::LIMIT), "cancelled without a free slot");
+        assert!(
+            task.wait_timeout(common::LIMIT),
+            "cancelled without a free slot"
+        );
         assert_on_time("cancel_at (queued)", spawned, Instant::now(), d);
         assert_eq!(manager.state(task.id()), Some(TaskState::Finished));
         assert!(!manager.queued().contains(&task.id()));
         let dropper = dropped_on.lock().unwrap().expect("the closure was dropped");
-        assert_ne!(dropper, thread::current().id(), "dropped on the timer thread");
+        assert_ne!(
+            dropper,
+            thread::current().id(),
+            "dropped on the timer thread"
+        );
         assert_eq!(task.join(), Err(TaskError::Cancelled));
         release.open();
         held.join().unwrap();
@@ -122,7 +144,9 @@ fn start_after_keeps_the_task_queued_until_its_time() {
         let manager = TaskManager::new(2);
         let d = Duration::from_millis(80);
         let spawned = Instant::now();
-        let task = manager.spawn_with(opts().start_after(d), Instant::now).unwrap();
+        let task = manager
+            .spawn_with(opts().start_after(d), Instant::now)
+            .unwrap();
         let state = manager.state(task.id());
         if spawned.elapsed() < d {
             assert_eq!(state, Some(TaskState::Queued));
@@ -143,7 +167,9 @@ fn start_at_keeps_the_task_queued_until_its_time() {
         assert_on_time("start_at", spawned, task.join().unwrap(), d);
         // A start time in the past starts at once.
         let now = Instant::now();
-        let task = manager.spawn_with(opts().start_at(now), Instant::now).unwrap();
+        let task = manager
+            .spawn_with(opts().start_at(now), Instant::now)
+            .unwrap();
         assert_on_time("start_at (past)", now, task.join().unwrap(), Duration::ZERO);
     });
 }
@@ -155,10 +181,16 @@ fn when_both_start_bounds_are_set_the_later_wins() {
         let (short, long) = (Duration::from_millis(30), Duration::from_millis(150));
         let spawned = Instant::now();
         let a = manager
-            .spawn_with(opts().start_after(long).start_at(spawned + short), Instant::now)
+            .spawn_with(
+                opts().start_after(long).start_at(spawned + short),
+                Instant::now,
+            )
             .unwrap();
         let b = manager
-            .spawn_with(opts().start_at(spawned + long).start_after(short), Instant::now)
+            .spawn_with(
+                opts().start_at(spawned + long).start_after(short),
+                Instant::now,
+            )
             .unwrap();
         assert_on_time("start_after later", spawned, a.join().unwrap(), long);
         assert_on_time("start_at later", spawned, b.join().unwrap(), long);
@@ -176,7 +208,9 @@ fn a_setter_called_twice_keeps_the_last_value() {
             .unwrap();
         let longer = manager
             .spawn_with(
-                opts().start_after(Duration::from_millis(1)).start_after(3 * d),
+                opts()
+                    .start_after(Duration::from_millis(1))
+                    .start_after(3 * d),
                 Instant::now,
             )
             .unwrap();
@@ -210,7 +244,12 @@ fn cancel_after_and_cancel_at_both_apply() {
             )
             .unwrap();
         assert_on_time("cancel_at of both", spawned, at_first.join().unwrap(), d);
-        assert_on_time("cancel_after of both", spawned, after_first.join().unwrap(), d);
+        assert_on_time(
+            "cancel_after of both",
+            spawned,
+            after_first.join().unwrap(),
+            d,
+        );
     });
 }
 
@@ -227,7 +266,10 @@ fn start_and_cancel_options_combine() {
             .unwrap();
         let (started, seen) = task.join().unwrap();
         assert_on_time("start", spawned, started, d);
-        assert!(seen >= started + d.saturating_sub(Duration::from_millis(2)), "flagged early");
+        assert!(
+            seen >= started + d.saturating_sub(Duration::from_millis(2)),
+            "flagged early"
+        );
         assert!(seen >= spawned + 2 * d, "flagged early");
     });
 }
@@ -271,7 +313,9 @@ fn queued_lists_delayed_and_ready_tasks_together_ascending() {
         let (release, held) = hold_slot(&manager);
         let a = manager.spawn_with(opts().start_after(FAR), || ()).unwrap();
         let b = manager.spawn(|| ()).unwrap();
-        let c = manager.spawn_with(opts().start_at(Instant::now() + FAR), || ()).unwrap();
+        let c = manager
+            .spawn_with(opts().start_at(Instant::now() + FAR), || ())
+            .unwrap();
         assert_eq!(manager.queued(), vec![a.id(), b.id(), c.id()]);
         assert_eq!(manager.stats().queued, 3);
         a.cancel();
@@ -288,13 +332,20 @@ fn delayed_tasks_hold_no_worker_and_a_ready_one_still_waits_for_a_slot() {
         let manager = TaskManager::new(1);
         let delayed = manager.spawn_with(opts().start_after(FAR), || ()).unwrap();
         assert_eq!(manager.stats().threads, 0, "a waiting task holds no thread");
-        assert_eq!(manager.spawn(|| 5).unwrap().join(), Ok(5), "the one slot is free");
+        assert_eq!(
+            manager.spawn(|| 5).unwrap().join(),
+            Ok(5),
+            "the one slot is free"
+        );
         delayed.cancel();
 
         let (release, held) = hold_slot(&manager);
         let d = Duration::from_millis(20);
         let ready = manager.spawn_with(opts().start_after(d), || ()).unwrap();
-        assert!(!ready.wait_timeout(5 * d), "its time came, but no slot is free");
+        assert!(
+            !ready.wait_timeout(5 * d),
+            "its time came, but no slot is free"
+        );
         assert_eq!(manager.state(ready.id()), Some(TaskState::Queued));
         release.open();
         held.join().unwrap();
@@ -314,7 +365,10 @@ fn delayed_tasks_with_one_start_time_run_in_id_order() {
                 let order = order.clone();
                 manager
                     .spawn_with(opts().start_at(at), move || {
-                        order.lock().unwrap().push(taskwarden::current_task().unwrap())
+                        order
+                            .lock()
+                            .unwrap()
+                            .push(taskwarden::current_task().unwrap())
                     })
                     .unwrap()
             })
@@ -339,7 +393,10 @@ fn a_close_cancels_at_once_delayed_tasks_that_would_start_after_its_deadline() {
         let timeout = Duration::from_secs(20);
         let started = Instant::now();
         let report = manager.close_timeout(timeout);
-        assert!(started.elapsed() < timeout / 2, "cancelled at once, not at the deadline");
+        assert!(
+            started.elapsed() < timeout / 2,
+            "cancelled at once, not at the deadline"
+        );
         assert_eq!(report.cancelled, vec![late.id()]);
         assert!(report.abandoned.is_empty());
         assert_eq!(late.join(), Err(TaskError::Cancelled));
@@ -352,7 +409,9 @@ fn a_close_waits_for_delayed_tasks_that_start_before_its_deadline() {
         let manager = TaskManager::new(1);
         let d = Duration::from_millis(50);
         let spawned = Instant::now();
-        let soon = manager.spawn_with(opts().start_after(d), Instant::now).unwrap();
+        let soon = manager
+            .spawn_with(opts().start_after(d), Instant::now)
+            .unwrap();
         let report = manager.close_timeout(Duration::from_secs(20));
         assert!(report.is_clean(), "{report:?}");
         assert_on_time("start_after under close", spawned, soon.join().unwrap(), d);
