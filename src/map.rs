@@ -84,14 +84,13 @@ impl<'a, T> MapCore<'a, T> {
     }
 
     /// The next result to finish, with its input index; `None` at the end.
+    /// It stays counted in the window until the caller yields it.
     fn next_finished(&mut self) -> Option<(usize, Result<T, TaskError>)> {
         self.refill();
         if let Some(index) = self.refused.pop_front() {
-            self.in_flight -= 1;
             return Some((index, Err(TaskError::Cancelled)));
         }
         let (id, result) = self.set.next_until(None)?;
-        self.in_flight -= 1;
         let index = self
             .index_of
             .remove(&id)
@@ -147,6 +146,7 @@ impl<T> Iterator for Map<'_, T> {
         loop {
             if let Some(Some(_)) = self.ahead.front() {
                 self.next_index += 1;
+                self.core.in_flight -= 1;
                 return self.ahead.pop_front().flatten();
             }
             let (index, result) = self.core.next_finished()?;
@@ -199,7 +199,9 @@ impl<T> Iterator for MapUnordered<'_, T> {
     type Item = (usize, Result<T, TaskError>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.core.next_finished()
+        let next = self.core.next_finished()?;
+        self.core.in_flight -= 1;
+        Some(next)
     }
 }
 

@@ -212,7 +212,9 @@ fn on_panic_sees_the_task_the_message_and_the_original_payload() {
             Err(TaskError::Panicked(message)) => message,
             other => panic!("expected a panic, got {other:?}"),
         };
-        let text = manager.spawn(|| -> u8 { panic!("kaboom {}", 3) }).unwrap();
+        let text = manager
+            .spawn(|| -> u8 { panic!("kaboom {}", std::hint::black_box(3)) })
+            .unwrap();
         let text_id = text.id();
         assert_eq!(text.join(), Err(TaskError::Panicked("kaboom 3".into())));
         assert_eq!(
