@@ -441,6 +441,7 @@ fn the_timer_thread_is_not_counted_as_a_worker() {
 fn options_are_default_clone_and_debug() {
     watchdog(|| {
         let options = TaskOptions::default().cancel_after(Duration::from_millis(1));
+        #[allow(clippy::clone_on_copy)]
         let copy = options.clone();
         assert!(!format!("{copy:?}").is_empty());
     });
