@@ -93,23 +93,6 @@ fn work(duration: Duration, job: u64) -> u64 {
     sum
 }
 
-/// taskwarden already logs every task panic (with its id) at error level,
-/// so the default hook's report for the manager's threads is only noise (and
-/// would scribble over the progress bar). Other threads keep the default
-/// report.
-fn quiet_task_panics(prefix: &'static str) {
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let on_worker = std::thread::current()
-            .name()
-            .and_then(|name| name.strip_prefix(prefix))
-            .is_some_and(|rest| rest.starts_with('-'));
-        if !on_worker {
-            default_hook(info);
-        }
-    }));
-}
-
 /// simplelog formats every record; this sink prints each finished line
 /// above the progress bar (`ProgressBar::println`), or plainly once the bar
 /// is gone, so a log line never lands inside the bar.
@@ -240,7 +223,9 @@ fn main() -> ExitCode {
     } else {
         simplelog::SimpleLogger::init(log::LevelFilter::Info, log_config).ok();
     }
-    quiet_task_panics(THREAD_PREFIX);
+    // taskwarden already logs every task panic (with its id) at error level;
+    // the standard hook's report would only scribble over the progress bar.
+    taskwarden::quiet_task_panics();
 
     let manager = match TaskManager::builder()
         .max_tasks(options.slots)

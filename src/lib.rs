@@ -106,11 +106,98 @@
 //! assert_eq!(data, [10, 20, 30, 40]);
 //! ```
 //!
+//! # Results as they finish, and maps
+//!
+//! A [`TaskSet`] yields its tasks' results in the order they finish;
+//! [`TaskManager::map`] and [`TaskManager::map_unordered`] apply a function
+//! to an iterator in a bounded window (at most `2 × max_tasks` items in
+//! flight), drawing input on the caller's thread.
+//!
+//! ```
+//! let manager = taskwarden::TaskManager::new(4);
+//! let mut set = manager.task_set();
+//! for n in 1..=3_u64 {
+//!     set.spawn(move || n * 100).unwrap();
+//! }
+//! let mut total = 0;
+//! while let Some((_id, result)) = set.join_next() {
+//!     total += result.unwrap();
+//! }
+//! assert_eq!(total, 600);
+//!
+//! let doubled: Vec<u64> = manager.map(1..=4_u64, |n| n * 2).map(Result::unwrap).collect();
+//! assert_eq!(doubled, [2, 4, 6, 8]);
+//! ```
+//!
+//! # Time, threads and stopping now
+//!
+//! [`TaskOptions`] give a task a delayed start or a cancel deadline
+//! ([`TaskManager::spawn_with`]); the [`Builder`] sets a keep-alive for idle
+//! threads and hooks for thread start, stop and task panics;
+//! [`TaskManager::set_max_tasks`] resizes at run time;
+//! [`TaskManager::close_now`] cancels the queue, flags what runs, and says
+//! which tasks stopped in time.
+//!
+//! ```
+//! use std::time::Duration;
+//! use taskwarden::{TaskManager, TaskOptions};
+//!
+//! let manager = TaskManager::new(2);
+//! let watchdogged = manager
+//!     .spawn_with(TaskOptions::default().cancel_after(Duration::from_millis(20)), || {
+//!         while !taskwarden::is_cancelled() {
+//!             std::thread::sleep(Duration::from_millis(1));
+//!         }
+//!     })
+//!     .unwrap();
+//! watchdogged.join().unwrap();
+//! let report = manager.close_now(Duration::from_secs(1));
+//! assert!(report.is_clean());
+//! ```
+//!
+//! # From inside a task
+//!
+//! Every wait may be called from inside one of the manager's own tasks
+//! without deadlocking, whatever `max_tasks` and the queue capacity:
+//! `drain`, `close`, `close_now`, `wait_all`, `join`, a task set's
+//! `join_next`, a map's `next`, the end of `scoped`, and a `spawn` waiting
+//! for room. The waiting task is *parked* (it stops counting as running and
+//! lends its slot) and runs queued tasks on its own thread meanwhile: first
+//! the ones it waits for, then the oldest. Tasks parked in `drain` or
+//! `close` are not waited for by other drains and closes. Inside a task,
+//! [`current_spawner`] spawns on the task's own manager.
+//!
+//! ```
+//! use std::sync::Arc;
+//! let manager = Arc::new(taskwarden::TaskManager::new(1)); // one slot only
+//! let m = manager.clone();
+//! let parent = manager
+//!     .spawn(move || {
+//!         let child = m.spawn(|| "child ran").unwrap();
+//!         m.drain(); // runs the child here: the only slot is ours
+//!         child.join()
+//!     })
+//!     .unwrap();
+//! assert_eq!(parent.join(), Ok(Ok("child ran")));
+//! ```
+//!
+//! # Panics
+//!
+//! A panic in a task, in the drop of its captured values, or in the drop
+//! of its result is caught, logged at error level with the task id, counted
+//! in [`Stats::panicked`], and reported by `join`; the manager never stops
+//! because of a task. The standard panic hook still prints the panic to
+//! stderr, as for any thread: [`quiet_task_panics`] installs (opt-in) a hook
+//! that leaves task panics to the error log.
+//!
 //! # Logging
 //!
 //! taskwarden logs through the [`log`] facade and never installs a logger:
 //! debug for start and close, error for task panics (with the task id and
-//! message), warn when a close reaches its deadline, trace per task.
+//! message), warn when a close reaches its deadline, trace per task. A
+//! logger that panics, or that spawns on the manager it logs for, cannot
+//! break the manager: its panics are swallowed, and a record produced while
+//! the logger runs on that thread is not logged again.
 
 #![warn(missing_docs)]
 #![warn(missing_debug_implementations)]
@@ -140,6 +227,7 @@ mod loom_models;
 mod manager;
 mod map;
 mod options;
+mod quiet;
 mod scope;
 mod spawner;
 mod stats;
@@ -154,6 +242,7 @@ pub use hooks::PanicReport;
 pub use manager::TaskManager;
 pub use map::{Map, MapUnordered};
 pub use options::TaskOptions;
+pub use quiet::quiet_task_panics;
 pub use scope::Scope;
 pub use spawner::{current_spawner, Spawner};
 pub use stats::Stats;

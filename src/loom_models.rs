@@ -213,3 +213,56 @@ fn loom_parent_joins_child_racing_cancel() {
         manager.close_timeout(Duration::MAX);
     });
 }
+
+/// A helping wait: with one slot, a task spawns a child and drains. The
+/// drain must run the child on the parent's thread (nothing else can), and
+/// return once it has run, racing the worker's own dequeue of the child.
+#[test]
+fn loom_drain_from_inside_helps_its_queued_child() {
+    model(|| {
+        let manager = Arc::new(TaskManager::new(1));
+        let ran = Arc::new(StdCounter::new(0));
+        let (m, r) = (manager.clone(), ran.clone());
+        let parent = manager
+            .spawn(move || {
+                let child = r.clone();
+                let handle = m
+                    .spawn(move || {
+                        child.fetch_add(1, SeqCst);
+                        5
+                    })
+                    .unwrap();
+                m.drain();
+                assert_eq!(r.load(SeqCst), 1, "drain returned before the child ran");
+                handle.join()
+            })
+            .unwrap();
+        assert_eq!(parent.join(), Ok(Ok(5)));
+        manager.close_timeout(Duration::MAX);
+    });
+}
+
+/// A detached task's result is dropped before the task counts as settled:
+/// a drain on another thread never returns while the drop is unfinished.
+#[test]
+fn loom_settle_waits_for_the_result_drop() {
+    struct Marks(Arc<StdCounter>);
+    impl Drop for Marks {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+    model(|| {
+        let manager = TaskManager::new(1);
+        let dropped = Arc::new(StdCounter::new(0));
+        let d = dropped.clone();
+        manager.spawn_detached(move || Marks(d)).unwrap();
+        manager.drain();
+        assert_eq!(
+            dropped.load(SeqCst),
+            1,
+            "drain returned before the result was dropped"
+        );
+        manager.close_timeout(Duration::MAX);
+    });
+}

@@ -82,6 +82,7 @@ macro_rules! thread_local_cell {
 pub(crate) use thread_local_cell;
 
 #[cfg(loom)]
+#[allow(dead_code)] // parts of the stand-ins that only the non-loom build uses
 mod model {
     use std::collections::VecDeque;
     use std::ops::{Deref, DerefMut};

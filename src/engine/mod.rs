@@ -45,7 +45,7 @@ use crate::task::{TaskId, TaskState};
 pub(crate) use close::CloseMode;
 pub(crate) use timer::Event;
 pub(crate) use wait::Park;
-pub(crate) use worker::current_engine;
+pub(crate) use worker::{current_engine, on_worker_thread};
 
 use self::close::CloseState;
 use self::timer::Timer;

@@ -102,6 +102,12 @@ pub(crate) fn current_engine() -> Option<Arc<Engine>> {
     WORKER.with(|record| record.borrow().as_ref()?.engine.upgrade())
 }
 
+/// Whether this thread is a worker of some taskwarden engine (for the
+/// quiet panic hook).
+pub(crate) fn on_worker_thread() -> bool {
+    WORKER.with(|record| record.borrow().is_some())
+}
+
 /// This thread's slot, if it is a worker of the engine `key`.
 pub(super) fn own_slot(key: usize) -> Option<Arc<Padded<Slot>>> {
     WORKER.with(|record| {
