@@ -262,15 +262,17 @@ impl fmt::Display for CloseReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "closed in {}: {} cancelled, {} abandoned{}",
+            "closed in {}: {} cancelled, {} abandoned",
             crate::display::human_duration(self.elapsed),
             self.cancelled.len(),
             self.abandoned.len(),
-            if self.timed_out {
-                " (deadline passed)"
-            } else {
-                ""
-            }
-        )
+        )?;
+        if !self.stopped.is_empty() {
+            write!(f, ", {} stopped", self.stopped.len())?;
+        }
+        if self.timed_out {
+            f.write_str(" (timed out)")?;
+        }
+        Ok(())
     }
 }

@@ -39,7 +39,7 @@ impl<'a, T> HandleCore<'a, T> {
     }
 
     pub(crate) fn is_finished(&self) -> bool {
-        self.task.header().is_published()
+        self.task.header().is_done()
     }
 
     /// Waits until the result is published or `deadline` passes. From
@@ -56,7 +56,7 @@ impl<'a, T> HandleCore<'a, T> {
                 if sleeping {
                     header.announce_waiter()
                 } else {
-                    header.is_published()
+                    header.is_done()
                 }
             },
             &mut || {
@@ -77,7 +77,7 @@ impl<'a, T> HandleCore<'a, T> {
         self.wait(None);
         self.taken = true;
         // SAFETY: this is the task's one handle (handles are not `Clone`),
-        // the wait saw PUBLISHED, and `taken` keeps `Drop` from detaching.
+        // the wait saw FINISHED (after PUBLISHED), and `taken` keeps `Drop` from detaching.
         unsafe { self.task.take() }
     }
 

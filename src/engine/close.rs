@@ -264,7 +264,7 @@ impl Engine {
         if report.timed_out {
             log_safely!(
                 Warn,
-                "close of {name} reached its deadline: cancelled {} queued task(s) [{}], abandoned {} running task(s) [{}]",
+                "close of {name} timed out: cancelled {} queued task(s) [{}], abandoned {} running task(s) [{}]",
                 report.cancelled.len(),
                 id_list(&report.cancelled),
                 report.abandoned.len(),

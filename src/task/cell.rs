@@ -13,6 +13,8 @@
 //!    ([`Completion::take`], [`Completion::detach`]).
 //! 3. If the handle detached first, the owner drops the result itself,
 //!    before the task counts as settled.
+//! 4. Last, the owner counts the task settled and sets `FINISHED`, which
+//!    is what joiners wait for.
 //!
 //! # What a task costs
 //!
@@ -27,7 +29,7 @@ use std::any::Any;
 use crate::error::TaskError;
 use crate::panic;
 use crate::sync::UnsafeCell;
-use crate::task::{Claim, HandOver, Header, TaskId};
+use crate::task::{Claim, Header, TaskId};
 
 /// Closures up to this size live in the task itself; larger ones are boxed.
 pub(crate) const INLINE_LIMIT: usize = 256;
@@ -89,9 +91,8 @@ pub(crate) trait Context {
     /// see its result.
     fn finishing(&self, id: TaskId, outcome: Outcome);
     /// The task is settled: what `drain`, `close` and `stats` count. Called
-    /// once, after a result nobody takes has been dropped, or just before a
-    /// result is handed over (so that a joiner who spawns next finds the
-    /// task gone from the active count).
+    /// once, after the result was handed over or dropped, and before the
+    /// task reads as finished.
     fn settled(&self);
     /// A waiter announced itself on this task: wake the parking gate.
     fn wake_waiters(&self);
@@ -212,33 +213,19 @@ impl<W: Work, S: Sink> Task<W, S> {
         // SAFETY: the owner, before publication (see `take_work`).
         unsafe { self.replace(Stage::Done(result)) };
         cx.finishing(self.header.id(), outcome);
-        // Settled before the hand-over unless the handle is gone already;
-        // a handle that detaches in between leaves the drop below to a
-        // task counted as settled a moment early (nothing else changes).
-        let settled_first = !self.header.is_detached();
-        if settled_first {
-            cx.settled();
+        if !self.header.hand_over() {
+            // SAFETY: the handle detached before it could see PUBLISHED, so
+            // it left the result to the owner: still the cell's only user.
+            let stage = unsafe { self.replace(Stage::Taken) };
+            if let Err(message) = panic::drop_caught(stage) {
+                cx.drop_panicked(self.header.id(), "its result", &message);
+            }
         }
-        match self.header.hand_over() {
-            HandOver::Published { wake } => {
-                if wake {
-                    cx.wake_waiters();
-                }
-            }
-            HandOver::Detached => {
-                // SAFETY: the handle detached before it could see PUBLISHED,
-                // so it left the result to the owner: still the only user.
-                let stage = unsafe { self.replace(Stage::Taken) };
-                if let Err(message) = panic::drop_caught(stage) {
-                    cx.drop_panicked(self.header.id(), "its result", &message);
-                }
-                if self.header.finish_detached() {
-                    cx.wake_waiters();
-                }
-                if !settled_first {
-                    cx.settled();
-                }
-            }
+        // Counted before FINISHED is set: whoever sees the task finished
+        // (a joiner that spawns next) also sees it gone from the counts.
+        cx.settled();
+        if self.header.finish() {
+            cx.wake_waiters();
         }
         self.sink.settled(self.header.id());
         outcome
@@ -332,7 +319,7 @@ mod tests {
         let task = Task::new(id(), Inline(|| 6 * 7), (), false);
         let claim = task.header().try_start().unwrap();
         assert_eq!(task.run(claim, &Quiet), Outcome::Completed);
-        assert!(task.header().is_published());
+        assert!(task.header().is_published() && task.header().is_done());
         // SAFETY: the test is the one handle.
         assert_eq!(unsafe { task.take() }, Ok(42));
     }

@@ -13,8 +13,9 @@
 //! ```text
 //!             try_start (a worker, or a waiting task that helps)
 //!   QUEUED ───────────────────────────────▶ RUNNING ──finish──▶ FINISHED
-//!      │
-//!      └──try_cancel (cancel, cancel_all, close, a timer)──▶ CANCELLED
+//!      │                                                          ▲
+//!      └──try_cancel ──▶ CANCELLED ──────────finish───────────────┘
+//!   (try_cancel: cancel, cancel_all, close, a timer)
 //!
 //!   flags: CANCEL_REQUESTED  read by is_cancelled()
 //!          PUBLISHED         the result belongs to the handle
@@ -29,9 +30,11 @@
 //! may take the closure out of the cell (to run it or to drop it) and write
 //! the result. A task is therefore run at most once and settled exactly once.
 //!
-//! A task stays `RUNNING` until its result has been handed to its handle
-//! (`PUBLISHED`) or dropped: a result whose `Drop` is slow, or spawns, is
-//! still part of its task, as far as `state()`, `drain` and `close` can see.
+//! A task stays `RUNNING` until it is settled: its result handed to its
+//! handle (`PUBLISHED`) or dropped, and the task counted. A result whose
+//! `Drop` is slow, or spawns, is still part of its task, as far as
+//! `state()`, `drain` and `close` can see; and whoever sees `FINISHED` (a
+//! joiner) also sees the task gone from the counts.
 
 pub(crate) mod cell;
 
@@ -84,8 +87,13 @@ impl fmt::Debug for TaskId {
 }
 
 impl fmt::Display for TaskId {
+    /// `task-17`; honours width and alignment (`{:>10}`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "task-{}", self.0)
+        if f.width().is_some() {
+            f.pad(&format!("task-{}", self.0))
+        } else {
+            write!(f, "task-{}", self.0)
+        }
     }
 }
 
@@ -138,18 +146,6 @@ impl Claim<'_> {
     pub(crate) fn is_for(&self, header: &Header) -> bool {
         std::ptr::eq(self.header, header)
     }
-}
-
-/// How the owner's attempt to hand the result to the handle ended.
-pub(crate) enum HandOver {
-    /// `PUBLISHED` is set: the result belongs to the handle now.
-    Published {
-        /// A joiner announced itself: wake the parking gate.
-        wake: bool,
-    },
-    /// The handle is gone: the owner must drop the result, then call
-    /// [`Header::finish_detached`].
-    Detached,
 }
 
 /// What every task has whatever its closure and result types: its id and
@@ -211,43 +207,34 @@ impl Header {
     }
 
     /// The owner offers the stored result to the handle: sets `PUBLISHED`
-    /// (and, for a task that ran, FINISHED) unless the handle is gone.
+    /// unless the handle is gone; true if it did (the result is the
+    /// handle's now), false if the owner must drop it.
     ///
     /// The detach RMW and this CAS are totally ordered on the one word:
     /// either the handle sees `PUBLISHED` and takes or drops the result
     /// itself, or this sees `DETACHED` and the owner drops it.
-    pub(crate) fn hand_over(&self) -> HandOver {
+    pub(crate) fn hand_over(&self) -> bool {
         let mut current = self.state.load(Ordering::Acquire);
         loop {
             if current & DETACHED != 0 {
-                return HandOver::Detached;
+                return false;
             }
-            let phase = if current & PHASE == RUNNING {
-                FINISHED
-            } else {
-                current & PHASE
-            };
-            let next = (current & !PHASE) | phase | PUBLISHED;
             match self.state.compare_exchange_weak(
                 current,
-                next,
+                current | PUBLISHED,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => {
-                    return HandOver::Published {
-                        wake: current & JOIN_WAITING != 0,
-                    }
-                }
+                Ok(_) => return true,
                 Err(now) => current = now,
             }
         }
     }
 
-    /// RUNNING (or CANCELLED) → FINISHED once the owner has dropped a
-    /// result nobody will take. An RMW, since a cancel request or a waiter
-    /// may race in; true if a waiter announced itself (wake the gate).
-    pub(crate) fn finish_detached(&self) -> bool {
+    /// The task is settled (its result handed over or dropped, and counted):
+    /// RUNNING or CANCELLED → FINISHED. An RMW, since a cancel request or a
+    /// waiter may race in; true if a waiter announced itself (wake the gate).
+    pub(crate) fn finish(&self) -> bool {
         let before = self.state.fetch_or(FINISHED, Ordering::AcqRel);
         debug_assert!(before & PHASE != QUEUED);
         before & JOIN_WAITING != 0
@@ -260,12 +247,11 @@ impl Header {
     }
 
     /// A waiter announces itself before sleeping on the parking gate; true
-    /// if the task is done already. The RMW orders the announcement against
-    /// the owner's hand-over CAS and its `finish_detached` RMW: whichever
-    /// comes second sees the other.
+    /// if the task is finished already. The RMW orders the announcement
+    /// against the owner's `finish` RMW: whichever comes second sees the
+    /// other.
     pub(crate) fn announce_waiter(&self) -> bool {
-        let before = self.state.fetch_or(JOIN_WAITING, Ordering::AcqRel);
-        before & PUBLISHED != 0 || before & PHASE == FINISHED
+        self.state.fetch_or(JOIN_WAITING, Ordering::AcqRel) & PHASE == FINISHED
     }
 
     /// Marks a task that is not to start before its start time. Only
@@ -285,11 +271,6 @@ impl Header {
         state & PHASE == QUEUED && state & DELAYED == 0
     }
 
-    /// The handle is gone (or never existed).
-    pub(crate) fn is_detached(&self) -> bool {
-        self.state.load(Ordering::Acquire) & DETACHED != 0
-    }
-
     pub(crate) fn is_queued(&self) -> bool {
         self.phase() == QUEUED
     }
@@ -298,11 +279,10 @@ impl Header {
         self.phase() == RUNNING
     }
 
-    /// Settled for good: ran and handed over or dropped its result, or was
-    /// cancelled before it ran.
+    /// Settled for good: ran (or was cancelled), its result handed over or
+    /// dropped, and counted. Acquire: a published result is visible then.
     pub(crate) fn is_done(&self) -> bool {
-        let state = self.state.load(Ordering::Acquire);
-        state & PHASE == FINISHED || state & PUBLISHED != 0
+        self.state.load(Ordering::Acquire) & PHASE == FINISHED
     }
 
     /// What `TaskManager::state` says of this task.
@@ -352,7 +332,9 @@ mod tests {
     fn hand_over_then_detach_leaves_the_result_to_the_handle() {
         let h = header();
         let _claim = h.try_start().unwrap();
-        assert!(matches!(h.hand_over(), HandOver::Published { wake: false }));
+        assert!(h.hand_over());
+        assert_eq!(h.task_state(), TaskState::Running, "until settled");
+        assert!(!h.finish());
         assert_eq!(h.task_state(), TaskState::Finished);
         assert!(h.detach(), "the handle drops a published result");
     }
@@ -362,21 +344,20 @@ mod tests {
         let h = header();
         let _claim = h.try_start().unwrap();
         assert!(!h.detach());
-        assert!(matches!(h.hand_over(), HandOver::Detached));
-        assert_eq!(h.task_state(), TaskState::Running, "until dropped");
+        assert!(!h.hand_over());
         assert!(!h.announce_waiter());
-        assert!(h.finish_detached(), "the waiter is woken");
+        assert!(h.finish(), "the waiter is woken");
         assert!(h.announce_waiter(), "and sees the task done");
-        assert_eq!(h.task_state(), TaskState::Finished);
     }
 
     #[test]
-    fn a_waiter_is_woken_by_the_hand_over() {
+    fn a_cancelled_task_finishes() {
         let h = header();
         let _claim = h.try_cancel().unwrap();
-        assert!(!h.announce_waiter());
-        assert!(matches!(h.hand_over(), HandOver::Published { wake: true }));
-        assert!(h.is_published() && h.is_done());
         assert_eq!(h.task_state(), TaskState::Finished);
+        assert!(h.hand_over());
+        assert!(!h.is_done());
+        h.finish();
+        assert!(h.is_published() && h.is_done());
     }
 }
