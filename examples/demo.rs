@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use taskwarden::{TaskError, TaskId, TaskManager};
 
-/// The manager's thread name prefix: its threads are `demo-1`, `demo-2`, ...
+/// The manager's thread name prefix: its threads are `demo-0`, `demo-1`, ...
 const THREAD_PREFIX: &str = "demo";
 
 struct Options {
