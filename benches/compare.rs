@@ -18,7 +18,12 @@
 //! - W6: taskwarden's `close_timeout(50 ms)` against a task that ignores
 //!   cancellation (the report subtracts the 50 ms: the overshoot).
 //! - W7: 10,000 tiny scoped tasks borrowing a slice, 2 slots, against
-//!   `std::thread::scope` (one thread per task) and a rayon scope.
+//!   `std::thread::scope` (one thread per task) and a rayon scope; and the
+//!   same 10,000 on an existing 2-slot manager (`scoped`).
+//! - W8: 100,000 empty tasks taken as they finish from a `TaskSet`, against
+//!   spawn-all then join-all of `TaskHandle`s, 2 slots.
+//! - W9: `map` over 200,000 items of about 1 µs, 2 slots, against rayon's
+//!   `par_iter().map().collect()` and a hand-written spawn/join loop.
 
 mod common;
 
@@ -248,6 +253,16 @@ fn w7_scoped(c: &mut Criterion) {
             })
         })
     });
+    let manager = taskwarden::TaskManager::new(2);
+    group.bench_function("taskwarden-scoped-on-manager", |b| {
+        b.iter(|| {
+            manager.scoped(|s| {
+                for part in data.chunks(chunk) {
+                    s.spawn(move || part.iter().sum::<u64>());
+                }
+            })
+        })
+    });
     group.bench_function("std-thread-scope", |b| {
         b.iter(|| {
             std::thread::scope(|s| {
@@ -260,6 +275,85 @@ fn w7_scoped(c: &mut Criterion) {
     group.finish();
 }
 
+fn w8_task_set(c: &mut Criterion) {
+    let tasks = 100_000;
+    let mut group = group(
+        c,
+        "W8 100k empty tasks, results as they finish, 2 slots",
+        tasks,
+    );
+    let manager = taskwarden::TaskManager::new(2);
+    group.bench_function("taskwarden-handles", |b| {
+        b.iter(|| {
+            let handles: Vec<_> = (0..tasks)
+                .map(|n| manager.spawn(move || n).unwrap())
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .fold(0, u64::wrapping_add)
+        })
+    });
+    group.bench_function("taskwarden-task-set", |b| {
+        b.iter(|| {
+            let mut set = manager.task_set();
+            for n in 0..tasks {
+                set.spawn(move || n).unwrap();
+            }
+            let mut total = 0_u64;
+            while let Some((_, result)) = set.join_next() {
+                total = total.wrapping_add(result.unwrap());
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+fn w9_map(c: &mut Criterion) {
+    use rayon::prelude::*;
+    let items = 200_000_u64;
+    let rounds = rounds_per_microsecond();
+    let work = move |n: u64| busy_work(rounds) ^ n;
+    let mut group = group(c, "W9 map over 200k 1us items, 2 slots", items);
+    let manager = taskwarden::TaskManager::new(2);
+    group.bench_function("taskwarden-map", |b| {
+        b.iter(|| {
+            manager
+                .map(0..items, work)
+                .map(Result::unwrap)
+                .collect::<Vec<u64>>()
+        })
+    });
+    group.bench_function("taskwarden-map-unordered", |b| {
+        b.iter(|| {
+            manager
+                .map_unordered(0..items, work)
+                .map(|(_, r)| r.unwrap())
+                .fold(0, u64::wrapping_add)
+        })
+    });
+    group.bench_function("taskwarden-spawn-join-loop", |b| {
+        b.iter(|| {
+            let handles: Vec<_> = (0..items)
+                .map(|n| manager.spawn(move || work(n)).unwrap())
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<u64>>()
+        })
+    });
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    group.bench_function("rayon-par-iter", |b| {
+        b.iter(|| pool.install(|| (0..items).into_par_iter().map(work).collect::<Vec<u64>>()))
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     w1_empty_tasks,
@@ -268,6 +362,8 @@ criterion_group!(
     w4_two_producers,
     w5_lifecycle,
     w6_close_deadline,
-    w7_scoped
+    w7_scoped,
+    w8_task_set,
+    w9_map
 );
 criterion_main!(benches);
