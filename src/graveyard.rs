@@ -4,9 +4,8 @@
 //! A task is allocated by the thread that spawns it and, without this, freed
 //! by the worker that settles it. With the system allocator that pattern is
 //! costly: every free goes back to the spawner's arena under its lock, and
-//! the spawner's next allocation finds its thread cache empty. Measured on
-//! W1 (a million empty tasks, 2 workers), malloc and free were a quarter of
-//! all samples. So a worker hands each batch of settled tasks (the registry's
+//! the spawner's next allocation finds its thread cache empty (measured in
+//! `docs/perf-notes.md`). So a worker hands each batch of settled tasks (the registry's
 //! references, removed 64 at a time, see `registry`) to the graveyard, and
 //! every spawn frees at most one waiting batch: the memory goes back to the
 //! thread that will allocate again.

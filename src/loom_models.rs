@@ -266,3 +266,62 @@ fn loom_settle_waits_for_the_result_drop() {
         manager.close_timeout(Duration::MAX);
     });
 }
+
+/// A `cancel_at` whose instant has passed fires on the timer thread,
+/// racing the worker's start of the task and a close: the task runs at most
+/// once, a cancelled one never runs, and nothing is abandoned.
+#[test]
+fn loom_timer_cancel_racing_start_and_close() {
+    model(|| {
+        let manager = TaskManager::new(1);
+        let ran = Arc::new(StdCounter::new(0));
+        let r = ran.clone();
+        let options = crate::TaskOptions::default().cancel_at(std::time::Instant::now());
+        let handle = manager
+            .spawn_with(options, move || {
+                r.fetch_add(1, SeqCst);
+            })
+            .unwrap();
+        let report = manager.close_timeout(Duration::MAX);
+        match handle.join() {
+            Ok(()) => assert_eq!(ran.load(SeqCst), 1),
+            Err(TaskError::Cancelled) => assert_eq!(ran.load(SeqCst), 0),
+            Err(other) => panic!("{other}"),
+        }
+        assert!(report.abandoned.is_empty());
+    });
+}
+
+/// `set_max_tasks` raising the limit while tasks are queued and finishing:
+/// never more tasks at once, or threads, than the larger limit, and every
+/// task runs.
+#[test]
+fn loom_raising_the_limit_racing_spawns_and_completions() {
+    model(|| {
+        let manager = Arc::new(TaskManager::new(1));
+        let running = Arc::new(StdCounter::new(0));
+        let most = Arc::new(StdCounter::new(0));
+        let spawn = |manager: &TaskManager| {
+            let (running, most) = (running.clone(), most.clone());
+            manager
+                .spawn(move || {
+                    let now = running.fetch_add(1, SeqCst) + 1;
+                    most.fetch_max(now, SeqCst);
+                    running.fetch_sub(1, SeqCst);
+                })
+                .unwrap()
+        };
+        let first = spawn(&manager);
+        let resizer = {
+            let manager = manager.clone();
+            thread::spawn(move || manager.set_max_tasks(2))
+        };
+        let second = spawn(&manager);
+        resizer.join().unwrap();
+        first.join().unwrap();
+        second.join().unwrap();
+        assert!(most.load(SeqCst) <= 2);
+        assert!(manager.stats().threads <= 2);
+        manager.close_timeout(Duration::MAX);
+    });
+}

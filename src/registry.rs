@@ -11,10 +11,8 @@
 //! it with others, in a batch ([`Removals`]) of 64, or when the worker exits:
 //! at most 64 settled tasks (their cells already emptied) per worker.
 //! Everything that reads the registry checks the task's state, so a settled
-//! entry is only a little memory. (Flushing whenever a worker found the
-//! queue empty was tried: with 32 workers on 2 cores they then fought over
-//! the shard locks on every idle moment, and a task cost 1.3 µs instead of
-//! 0.45 µs.)
+//! entry is only a little memory. (Why not flush on every idle moment:
+//! `docs/perf-notes.md`.)
 //!
 //! The registry is also where close and spawn agree on who got in. A spawner
 //! checks the `closing` flag *inside* the shard lock that guards its insert;
