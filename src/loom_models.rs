@@ -32,7 +32,10 @@ fn model(body: impl Fn() + Sync + Send + 'static) {
         body();
     });
     let runs = runs.load(SeqCst);
-    eprintln!("explored {runs} interleavings");
+    // libtest names the test's thread after the test; scripts/loom reads
+    // this line into docs/loom.md.
+    let name = std::thread::current().name().unwrap_or("?").to_owned();
+    eprintln!("loom model {name}: explored {runs} interleavings");
     assert!(runs > 1, "the model explored a single interleaving");
 }
 
