@@ -1,18 +1,22 @@
 //! The map from task id to task, for everything that finds a task by id or
-//! needs to see them all: `cancel(id)`, `cancel_all`, `close`, and a parent
-//! joining its child.
+//! needs to see them all: `cancel(id)`, `state(id)`, `wait_all`,
+//! `cancel_all`, `queued()`, close, and a waiting task that runs the task it
+//! waits for.
 //!
-//! Ids are dense and increasing, so the registry stores tasks in *blocks* of
-//! 64 consecutive ids, and spreads blocks over shards, each behind its own
-//! mutex on its own cache lines. A spawner inserting 64 tasks in a row stays
-//! on one block and one lock that no other thread is touching.
+//! The registry is split into shards, each behind its own mutex on its own
+//! cache lines. A task lives in the shard of the thread that spawned it (its
+//! *home*, recorded in its header): each spawning thread gets a shard of its
+//! own (round-robin), so producers on different threads do not contend for
+//! one lock even though their ids interleave. Within a shard, tasks are kept
+//! in *blocks* of 64 consecutive ids. Removal goes straight to the home
+//! shard; a lookup by id alone asks each shard in turn (these are the rare
+//! operations: spawning and settling are the hot ones).
 //!
 //! Removal is lazy. A settled task stays registered until its worker removes
-//! it with others, in a batch ([`Removals`]) of 64, or when the worker exits:
-//! at most 64 settled tasks (their cells already emptied) per worker.
-//! Everything that reads the registry checks the task's state, so a settled
-//! entry is only a little memory. (Why not flush on every idle moment:
-//! `docs/perf-notes.md`.)
+//! it with others, in a batch ([`Removals`]) of 64, or when the worker goes
+//! idle or exits. Everything that reads the registry checks the task's
+//! state, so a settled entry is only a little memory. (Why not flush on
+//! every idle moment: `docs/perf-notes.md`.)
 //!
 //! The registry is also where close and spawn agree on who got in. A spawner
 //! checks the `closing` flag *inside* the shard lock that guards its insert;
@@ -32,7 +36,27 @@ use crate::task::cell::Job;
 use crate::task::TaskId;
 
 /// Fewer under loom, where every lock is a branch point of the model.
-const SHARDS: usize = if cfg!(loom) { 2 } else { 16 };
+pub(crate) const SHARDS: usize = if cfg!(loom) { 2 } else { 16 };
+
+/// Hands each spawning thread its home shard, round-robin.
+static NEXT_HOME: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+crate::sync::thread_local_cell! {
+    static HOME: std::cell::Cell<Option<u8>> = std::cell::Cell::new(None);
+}
+
+/// The home shard of the tasks this thread spawns.
+pub(crate) fn home() -> u8 {
+    HOME.with(|home| match home.get() {
+        Some(shard) => shard,
+        None => {
+            let shard =
+                (NEXT_HOME.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS) as u8;
+            home.set(Some(shard));
+            shard
+        }
+    })
+}
 const BLOCK: u64 = 64;
 
 /// Block numbers are dense: spread their bits with one multiplication
@@ -89,14 +113,16 @@ impl Registry {
         }
     }
 
-    fn shard(&self, block: u64) -> &Mutex<Shard> {
-        &self.shards[(block as usize) % SHARDS]
+    fn shard(&self, home: u8) -> &Mutex<Shard> {
+        &self.shards[usize::from(home) % SHARDS]
     }
 
-    /// Inserts `job` unless `closing` is set; returns whether it did.
+    /// Inserts `job` in its home shard unless `closing` is set; returns
+    /// whether it did.
     pub(crate) fn insert_unless(&self, job: Arc<dyn Job>, closing: &AtomicBool) -> bool {
-        let (block, index) = place(job.header().id());
-        let mut shard = self.shard(block).lock();
+        let header = job.header();
+        let (block, index) = place(header.id());
+        let mut shard = self.shard(header.home()).lock();
         if closing.load(Ordering::Acquire) {
             return false;
         }
@@ -107,21 +133,18 @@ impl Registry {
         true
     }
 
-    /// Removes these ids; the tasks they held are returned so that they are
-    /// dropped after the lock is released.
-    fn remove_all(&self, ids: &mut Vec<TaskId>, dropped: &mut Vec<Arc<dyn Job>>) {
-        ids.sort_unstable();
-        let mut rest = &ids[..];
-        while let Some(&first) = rest.first() {
-            let (block_no, _) = place(first);
-            let same_shard =
-                |id: &TaskId| (place(*id).0 as usize) % SHARDS == (block_no as usize) % SHARDS;
+    /// Removes these tasks (id and home); the tasks they held are returned
+    /// so that they are dropped after the lock is released.
+    fn remove_all(&self, entries: &mut Vec<(u8, TaskId)>, dropped: &mut Vec<Arc<dyn Job>>) {
+        entries.sort_unstable();
+        let mut rest = &entries[..];
+        while let Some(&(home, _)) = rest.first() {
             let end = rest
                 .iter()
-                .position(|id| !same_shard(id))
+                .position(|&(other, _)| other != home)
                 .unwrap_or(rest.len());
-            let mut shard = self.shard(block_no).lock();
-            for &id in &rest[..end] {
+            let mut shard = self.shard(home).lock();
+            for &(_, id) in &rest[..end] {
                 let (block_no, index) = place(id);
                 if let Some(block) = shard.get_mut(&block_no) {
                     if let Some(job) = block.tasks[index].take() {
@@ -136,17 +159,22 @@ impl Registry {
             drop(shard);
             rest = &rest[end..];
         }
-        ids.clear();
+        entries.clear();
     }
 
-    pub(crate) fn remove(&self, id: TaskId) {
+    /// Removes one task now.
+    pub(crate) fn remove(&self, job: &dyn Job) {
+        let header = job.header();
         let mut dropped = Vec::new();
-        self.remove_all(&mut vec![id], &mut dropped);
+        self.remove_all(&mut vec![(header.home(), header.id())], &mut dropped);
     }
 
+    /// The task registered under `id`, if any (each shard is asked in turn).
     pub(crate) fn get(&self, id: TaskId) -> Option<Arc<dyn Job>> {
         let (block, index) = place(id);
-        self.shard(block).lock().get(&block)?.tasks[index].clone()
+        self.shards
+            .iter()
+            .find_map(|shard| shard.lock().get(&block)?.tasks[index].clone())
     }
 
     /// Takes and releases every shard lock once (see the module docs).
@@ -186,7 +214,7 @@ impl Registry {
 
 /// A worker's batch of settled tasks waiting to be removed.
 pub(crate) struct Removals {
-    ids: Vec<TaskId>,
+    ids: Vec<(u8, TaskId)>,
     dropped: Vec<Arc<dyn Job>>,
 }
 
@@ -201,8 +229,9 @@ impl Removals {
     }
 
     /// Notes a settled task; removes the batch once it is full.
-    pub(crate) fn push(&mut self, registry: &Registry, graveyard: &Graveyard, id: TaskId) {
-        self.ids.push(id);
+    pub(crate) fn push(&mut self, registry: &Registry, graveyard: &Graveyard, job: &dyn Job) {
+        let header = job.header();
+        self.ids.push((header.home(), header.id()));
         if self.ids.len() >= Self::BATCH {
             self.flush(registry, graveyard);
         }
@@ -227,11 +256,14 @@ mod tests {
     use crate::task::cell::{Inline, Task};
 
     fn job(id: u64) -> Arc<dyn Job> {
+        // Spread over homes as several spawning threads would.
+        let home = (id % 3) as u8;
         Arc::new(Task::new(
             TaskId::new(id).unwrap(),
             Inline(|| ()),
             (),
             false,
+            home,
         ))
     }
 
@@ -255,14 +287,16 @@ mod tests {
         let mut removals = Removals::new();
         let graveyard = Graveyard::new();
         for id in (1..=300).rev().step_by(2) {
-            removals.push(&registry, &graveyard, TaskId::new(id).unwrap());
+            let job = registry.get(TaskId::new(id).unwrap()).unwrap();
+            removals.push(&registry, &graveyard, &*job);
         }
         removals.flush(&registry, &graveyard);
         graveyard.free_all();
         assert_eq!(registry.len(), 150);
         assert!(registry.get(TaskId::new(300).unwrap()).is_none());
         assert!(registry.get(TaskId::new(299).unwrap()).is_some());
-        registry.remove(TaskId::new(299).unwrap());
+        let job = registry.get(TaskId::new(299).unwrap()).unwrap();
+        registry.remove(&*job);
         assert!(registry.get(TaskId::new(299).unwrap()).is_none());
         assert_eq!(registry.snapshot().len(), 149);
     }

@@ -231,11 +231,13 @@ impl Engine {
                 }
             }
         }
+        // Every flagged task that is not abandoned has settled (or is
+        // excluded now, parked in a drain or close: it stopped its work).
         let mut stopped: Vec<TaskId> = flagged
             .iter()
             .flatten()
             .copied()
-            .filter(|id| !abandoned.contains(id) && !self.is_running(*id))
+            .filter(|id| !abandoned.contains(id))
             .collect();
         stopped.sort_unstable();
 
@@ -310,12 +312,6 @@ impl Engine {
         if let CloseState::Closing(closing) = &mut *self.close.lock() {
             closing.cancelled.push(id);
         }
-    }
-
-    fn is_running(&self, id: TaskId) -> bool {
-        self.registry
-            .get(id)
-            .is_some_and(|job| job.header().is_running())
     }
 
     /// Waits, parked as a close, until the closer publishes its report.

@@ -36,7 +36,7 @@ use crate::error::SpawnErrorKind;
 use crate::graveyard::Graveyard;
 use crate::padded::Padded;
 use crate::panic::log_safely;
-use crate::registry::Registry;
+use crate::registry::{self, Registry};
 use crate::stats::Stats;
 use crate::sync::{channel, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, Receiver, Sender};
 use crate::task::cell::{Job, Outcome, Sink, Task, Work};
@@ -265,7 +265,13 @@ impl Engine {
         // thread that allocates the next ones (see `graveyard`).
         self.graveyard.free_one();
         let id = TaskId::new(raw_id).expect("task ids start at 1");
-        let task = Arc::new(Task::new(id, work, sink, handle == Handle::Detached));
+        let task = Arc::new(Task::new(
+            id,
+            work,
+            sink,
+            handle == Handle::Detached,
+            registry::home(),
+        ));
         if start.is_some() {
             task.header().mark_delayed();
         }
@@ -337,7 +343,7 @@ impl Engine {
     /// handle will see `Cancelled`.
     pub(crate) fn cancelled_task<W: Work, S: Sink>(&self, work: W, sink: S) -> Arc<Task<W, S>> {
         let id = TaskId::new(self.counts.burn_id()).expect("task ids start at 1");
-        let task = Arc::new(Task::new(id, work, sink, false));
+        let task = Arc::new(Task::new(id, work, sink, false, registry::home()));
         if let Some(claim) = task.header().try_cancel() {
             task.discard(claim, &worker::RefusedCx(self));
         }

@@ -30,7 +30,7 @@ use crate::panic::log_safely;
 use crate::registry::Removals;
 use crate::stats::Stats;
 use crate::sync::thread::{self, JoinHandle};
-use crate::sync::{AtomicU64, Ordering, RecvTimeoutError};
+use crate::sync::{AtomicBool, AtomicU64, Ordering, RecvTimeoutError};
 use crate::task::cell::{Context, Job, Outcome};
 use crate::task::{Claim, TaskId};
 
@@ -44,6 +44,9 @@ pub(crate) struct Slot {
     /// The outermost task on this thread (0 when idle): close leaves a
     /// thread that is occupied to finish on its own rather than join it.
     occupied: AtomicU64,
+    /// The thread's task has handed its result over (or dropped it) and is
+    /// being counted: the thread is about to be free.
+    finishing: AtomicBool,
     pub(super) counters: StatCounters,
 }
 
@@ -155,8 +158,15 @@ impl Context for RunCx<'_> {
         self.slot.current.store(self.previous, Ordering::Release);
     }
 
+    fn released(&self) {
+        self.slot.finishing.store(true, Ordering::Release);
+    }
+
     fn settled(&self) {
         self.engine.count_settled();
+        // After the count: a spawn that reads `false` here also reads the
+        // settled count (see `grow`).
+        self.slot.finishing.store(false, Ordering::Release);
     }
 
     fn wake_waiters(&self) {
@@ -184,6 +194,8 @@ impl Context for CancelCx<'_> {
         StatCounters::add(&self.0.stats.discarded, true);
         StatCounters::add(self.0.stats.counter(outcome), true);
     }
+
+    fn released(&self) {}
 
     fn settled(&self) {
         self.0.count_settled();
@@ -215,6 +227,8 @@ impl Context for RefusedCx<'_> {
         StatCounters::add(self.0.stats.counter(outcome), true);
     }
 
+    fn released(&self) {}
+
     /// A refused task was never counted as active.
     fn settled(&self) {}
 
@@ -229,7 +243,19 @@ impl Engine {
     pub(super) fn grow(self: &Arc<Self>) -> io::Result<()> {
         let name = {
             let mut workers = self.workers.lock();
-            let wanted = self.counts.active().min(self.limit());
+            // A thread whose task is finishing is as good as free: a parent
+            // that joined it and spawns at once needs no second thread.
+            // Read before `active` (see `RunCx::settled`).
+            let finishing = workers
+                .slots
+                .iter()
+                .filter(|slot| slot.finishing.load(Ordering::Acquire))
+                .count();
+            let wanted = self
+                .counts
+                .active()
+                .saturating_sub(finishing)
+                .min(self.limit());
             if workers.stopped || self.threads_alive.load(Ordering::Acquire) >= wanted {
                 return Ok(());
             }
@@ -428,8 +454,8 @@ impl Engine {
         };
         log_safely!(Trace, "{id} finished: {outcome:?}");
         match removals {
-            Some(removals) => removals.push(&self.registry, &self.graveyard, id),
-            None => self.registry.remove(id),
+            Some(removals) => removals.push(&self.registry, &self.graveyard, &**job),
+            None => self.registry.remove(&**job),
         }
     }
 
@@ -448,7 +474,7 @@ impl Engine {
             self.space_freed();
         }
         job.discard(claim, &CancelCx(self));
-        self.registry.remove(id);
+        self.registry.remove(job);
         log_safely!(Trace, "{id} cancelled before it started");
     }
 

@@ -13,8 +13,9 @@
 //!    ([`Completion::take`], [`Completion::detach`]).
 //! 3. If the handle detached first, the owner drops the result itself,
 //!    before the task counts as settled.
-//! 4. Last, the owner counts the task settled and sets `FINISHED`, which
-//!    is what joiners wait for.
+//! 4. Then the owner sets `FINISHED` (what joiners wait for), tells the
+//!    sink, and last counts the task settled (what drains and closes wait
+//!    for).
 //!
 //! # What a task costs
 //!
@@ -90,9 +91,11 @@ pub(crate) trait Context {
     /// showing the task as running. Called once per task, before anyone can
     /// see its result.
     fn finishing(&self, id: TaskId, outcome: Outcome);
+    /// The result is handed over or dropped: the thread is about to be free
+    /// (a spawn that comes now need not start another thread for it).
+    fn released(&self);
     /// The task is settled: what `drain`, `close` and `stats` count. Called
-    /// once, after the result was handed over or dropped, and before the
-    /// task reads as finished.
+    /// last, once the task reads as finished and its sink was told.
     fn settled(&self);
     /// A waiter announced itself on this task: wake the parking gate.
     fn wake_waiters(&self);
@@ -163,9 +166,9 @@ unsafe impl<W: Work, S: Sync> Sync for Task<W, S> {}
 
 impl<W: Work, S: Sink> Task<W, S> {
     /// A queued task holding `work`; `detached` when no handle will exist.
-    pub(crate) fn new(id: TaskId, work: W, sink: S, detached: bool) -> Task<W, S> {
+    pub(crate) fn new(id: TaskId, work: W, sink: S, detached: bool, home: u8) -> Task<W, S> {
         Task {
-            header: Header::new(id, detached),
+            header: Header::new(id, detached, home),
             sink,
             cell: UnsafeCell::new(Stage::Pending(work)),
         }
@@ -221,13 +224,14 @@ impl<W: Work, S: Sink> Task<W, S> {
                 cx.drop_panicked(self.header.id(), "its result", &message);
             }
         }
-        // Counted before FINISHED is set: whoever sees the task finished
-        // (a joiner that spawns next) also sees it gone from the counts.
-        cx.settled();
+        cx.released();
         if self.header.finish() {
             cx.wake_waiters();
         }
         self.sink.settled(self.header.id());
+        // Counted last: whoever sees the counts settle (drain, close) also
+        // sees the task finished and its set or scope told.
+        cx.settled();
         outcome
     }
 }
@@ -299,6 +303,7 @@ mod tests {
         fn panicked(&self, _: TaskId, _: &str, _: &(dyn Any + Send)) {}
         fn drop_panicked(&self, _: TaskId, _: &str, _: &str) {}
         fn finishing(&self, _: TaskId, _: Outcome) {}
+        fn released(&self) {}
         fn settled(&self) {}
         fn wake_waiters(&self) {}
     }
@@ -316,7 +321,7 @@ mod tests {
 
     #[test]
     fn run_publishes_and_take_returns() {
-        let task = Task::new(id(), Inline(|| 6 * 7), (), false);
+        let task = Task::new(id(), Inline(|| 6 * 7), (), false, 0);
         let claim = task.header().try_start().unwrap();
         assert_eq!(task.run(claim, &Quiet), Outcome::Completed);
         assert!(task.header().is_published() && task.header().is_done());
@@ -328,7 +333,7 @@ mod tests {
     fn a_detached_result_is_dropped_before_the_task_finishes() {
         let drops = Arc::new(AtomicUsize::new(0));
         let d = drops.clone();
-        let task = Task::new(id(), Boxed(Box::new(move || Counted(d))), (), true);
+        let task = Task::new(id(), Boxed(Box::new(move || Counted(d))), (), true, 0);
         let claim = task.header().try_start().unwrap();
         task.run(claim, &Quiet);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
@@ -339,7 +344,7 @@ mod tests {
     fn discard_drops_the_closure_and_publishes_cancelled() {
         let drops = Arc::new(AtomicUsize::new(0));
         let c = Counted(drops.clone());
-        let task = Task::new(id(), Inline(move || drop(c)), (), false);
+        let task = Task::new(id(), Inline(move || drop(c)), (), false, 0);
         let claim = task.header().try_cancel().unwrap();
         assert_eq!(task.discard(claim, &Quiet), Outcome::Cancelled);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
@@ -351,7 +356,7 @@ mod tests {
     fn detach_after_publication_drops_the_result_once() {
         let drops = Arc::new(AtomicUsize::new(0));
         let d = drops.clone();
-        let task = Task::new(id(), Inline(move || Counted(d)), (), false);
+        let task = Task::new(id(), Inline(move || Counted(d)), (), false, 0);
         let claim = task.header().try_start().unwrap();
         task.run(claim, &Quiet);
         assert_eq!(drops.load(Ordering::SeqCst), 0);
@@ -368,7 +373,7 @@ mod tests {
                 panic!("bomb");
             }
         }
-        let task = Task::new(id(), Inline(|| Bomb), (), false);
+        let task = Task::new(id(), Inline(|| Bomb), (), false, 0);
         let claim = task.header().try_start().unwrap();
         task.run(claim, &Quiet);
         // SAFETY: the test is the one handle.

@@ -153,19 +153,26 @@ impl Claim<'_> {
 pub(crate) struct Header {
     id: TaskId,
     state: AtomicU32,
+    /// The registry shard the task lives in (its spawner's).
+    home: u8,
 }
 
 impl Header {
     /// A queued task; `detached` when no handle will ever exist.
-    pub(crate) fn new(id: TaskId, detached: bool) -> Header {
+    pub(crate) fn new(id: TaskId, detached: bool, home: u8) -> Header {
         Header {
             id,
             state: AtomicU32::new(if detached { DETACHED } else { QUEUED }),
+            home,
         }
     }
 
     pub(crate) fn id(&self) -> TaskId {
         self.id
+    }
+
+    pub(crate) fn home(&self) -> u8 {
+        self.home
     }
 
     fn phase(&self) -> u32 {
@@ -316,7 +323,7 @@ mod tests {
     use super::*;
 
     fn header() -> Header {
-        Header::new(TaskId::new(1).unwrap(), false)
+        Header::new(TaskId::new(1).unwrap(), false, 0)
     }
 
     #[test]
