@@ -10,7 +10,36 @@ import subprocess
 from datetime import date
 
 FLOOR = "floor (raw channel)"
-OURS = ("taskwarden", "taskwarden-detached", "taskwarden-scope")
+
+
+def ours(name):
+    """taskwarden's own rows: every bench named taskwarden or taskwarden-*."""
+    return name == "taskwarden" or name.startswith("taskwarden-")
+
+
+# Targets set by the issues, as (label, group prefix, numerator, denominator, bound).
+TARGETS = [
+    ("TaskSet per result vs handle join (issue 8: at most 1.2x)", "W8", "taskwarden-task-set", "taskwarden-handles", 1.2),
+    ("map vs rayon par_iter (issue 8: at most 1.25x)", "W9", "taskwarden-map", "rayon-par-iter", 1.25),
+    ("map vs a spawn/join loop", "W9", "taskwarden-map", "taskwarden-spawn-join-loop", None),
+    ("scoped on a manager vs TaskManager::scope", "W7", "taskwarden-scoped-on-manager", "taskwarden-scope", None),
+    ("W1 2 slots, detached vs floor (issue 10: at most 1.1x)", "W1 1M empty tasks, 2 slots", "taskwarden-detached", FLOOR, 1.1),
+    ("W1 2 slots, handles vs floor (issue 10: at most 1.3x)", "W1 1M empty tasks, 2 slots", "taskwarden", FLOOR, 1.3),
+    ("W4 2 producers, detached vs floor (issue 10: at most 1.3x)", "W4", "taskwarden-detached", FLOOR, 1.3),
+]
+
+
+def targets(groups):
+    lines = ["", "| target | ratio | bound | met |", "| --- | ---: | ---: | --- |"]
+    for label, prefix, num, den, bound in TARGETS:
+        group = next((g for g in sorted(groups) if g.startswith(prefix)), None)
+        if group is None or num not in groups[group] or den not in groups[group]:
+            continue
+        ratio = groups[group][num][0] / groups[group][den][0]
+        met = "" if bound is None else ("yes" if ratio <= bound else "no")
+        shown = "" if bound is None else f"{bound:.2f}"
+        lines.append(f"| {label} | {ratio:.2f} | {shown} | {met} |")
+    return lines
 
 
 def load_groups(root):
@@ -63,14 +92,15 @@ def table(groups, memory):
     for group in sorted(groups):
         benches = groups[group]
         floor = benches.get(FLOOR, (None,))[0]
-        peers = [t for name, (t, _) in benches.items() if name not in OURS and name != FLOOR]
+        peers = [t for name, (t, _) in benches.items() if not ours(name) and name != FLOOR]
         best_peer = min(peers) if peers else None
         for name, (median, elements) in sorted(benches.items(), key=lambda kv: kv[1][0]):
             per_task = fmt_time(median / elements) if elements > 1 else ""
             vs_floor = f"{median / floor:.2f}" if floor else ""
-            vs_peer = f"{median / best_peer:.2f}" if best_peer and name in OURS else ""
-            shown = f"**{name}**" if name in OURS else name
+            vs_peer = f"{median / best_peer:.2f}" if best_peer and ours(name) else ""
+            shown = f"**{name}**" if ours(name) else name
             lines.append(f"| {group} | {shown} | {fmt_time(median)} | {per_task} | {vs_floor} | {vs_peer} |")
+    lines += targets(groups)
     if memory:
         lines += ["", "| memory | W1 peak RSS | bytes per queued empty task |", "| --- | ---: | ---: |"]
         for row in memory:
@@ -102,7 +132,7 @@ def svg(groups):
         out.append(f'<text x="10" y="{y + 10}" font-weight="bold">{group}</text>')
         y += 14
         for name, ratio in bars:
-            colour = "#d9480f" if name in OURS else ("#868e96" if name == FLOOR else "#4c6ef5")
+            colour = "#d9480f" if ours(name) else ("#868e96" if name == FLOOR else "#4c6ef5")
             out.append(f'<text x="{left - 6}" y="{y + 10}" text-anchor="end">{name}</text>')
             out.append(f'<rect x="{left}" y="{y}" width="{ratio * scale:.1f}" height="{bar_h - 3}" fill="{colour}"/>')
             out.append(f'<text x="{left + ratio * scale + 4:.1f}" y="{y + 10}">{ratio:.2f}×</text>')
