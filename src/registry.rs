@@ -3,14 +3,12 @@
 //! `cancel_all`, `queued()`, close, and a waiting task that runs the task it
 //! waits for.
 //!
-//! The registry is split into shards, each behind its own mutex on its own
-//! cache lines. A task lives in the shard of the thread that spawned it (its
-//! *home*, recorded in its header): each spawning thread gets a shard of its
-//! own (round-robin), so producers on different threads do not contend for
-//! one lock even though their ids interleave. Within a shard, tasks are kept
-//! in *blocks* of 64 consecutive ids. Removal goes straight to the home
-//! shard; a lookup by id alone asks each shard in turn (these are the rare
-//! operations: spawning and settling are the hot ones).
+//! Ids are dense and increasing, so the registry stores tasks in *blocks*
+//! of 64 consecutive ids, and spreads blocks over shards, each behind its
+//! own mutex on its own cache lines ([`shard_for`]; the shard is also kept
+//! in the task's header, its *home*). A spawner inserting 64 tasks in a row
+//! stays on one block and one lock that the workers, removing older
+//! blocks, are not touching.
 //!
 //! Removal is lazy. A settled task stays registered until its worker removes
 //! it with others, in a batch ([`Removals`]) of 64, or when the worker goes
@@ -37,32 +35,18 @@ use crate::task::TaskId;
 
 /// Fewer under loom, where every lock is a branch point of the model.
 pub(crate) const SHARDS: usize = if cfg!(loom) { 2 } else { 16 };
-
-/// Hands each spawning thread its home shard, round-robin.
-static NEXT_HOME: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-crate::sync::thread_local_cell! {
-    static HOME: std::cell::Cell<Option<u8>> = std::cell::Cell::new(None);
-}
-
-/// The home shard of the tasks this thread spawns. Always the first under
-/// loom: a counter that lives across the model's runs would make them
-/// differ.
-pub(crate) fn home() -> u8 {
-    if cfg!(loom) {
-        return 0;
-    }
-    HOME.with(|home| match home.get() {
-        Some(shard) => shard,
-        None => {
-            let shard =
-                (NEXT_HOME.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS) as u8;
-            home.set(Some(shard));
-            shard
-        }
-    })
-}
 const BLOCK: u64 = 64;
+
+/// The shard a task with this id lives in: its block of 64 consecutive
+/// ids, spread round the shards. A spawner fills one block in one shard
+/// while workers remove settled tasks of older blocks from other shards.
+/// (Giving each spawning thread a shard of its own was measured: a single
+/// spawner then shares its one shard with every worker's removals, and W1
+/// got slower by a third on 2 slots and threefold on 32; see
+/// `docs/perf-notes.md`.)
+pub(crate) fn shard_for(raw_id: u64) -> u8 {
+    ((raw_id / BLOCK) % SHARDS as u64) as u8
+}
 
 /// Block numbers are dense: spread their bits with one multiplication
 /// (Fibonacci hashing) instead of a general-purpose hash.
@@ -174,12 +158,10 @@ impl Registry {
         self.remove_all(&mut vec![(header.home(), header.id())], &mut dropped);
     }
 
-    /// The task registered under `id`, if any (each shard is asked in turn).
+    /// The task registered under `id`, if any.
     pub(crate) fn get(&self, id: TaskId) -> Option<Arc<dyn Job>> {
         let (block, index) = place(id);
-        self.shards
-            .iter()
-            .find_map(|shard| shard.lock().get(&block)?.tasks[index].clone())
+        self.shard(shard_for(id.get())).lock().get(&block)?.tasks[index].clone()
     }
 
     /// Takes and releases every shard lock once (see the module docs).

@@ -270,7 +270,7 @@ impl Engine {
             work,
             sink,
             handle == Handle::Detached,
-            registry::home(),
+            registry::shard_for(raw_id),
         ));
         if start.is_some() {
             task.header().mark_delayed();
@@ -343,7 +343,13 @@ impl Engine {
     /// handle will see `Cancelled`.
     pub(crate) fn cancelled_task<W: Work, S: Sink>(&self, work: W, sink: S) -> Arc<Task<W, S>> {
         let id = TaskId::new(self.counts.burn_id()).expect("task ids start at 1");
-        let task = Arc::new(Task::new(id, work, sink, false, registry::home()));
+        let task = Arc::new(Task::new(
+            id,
+            work,
+            sink,
+            false,
+            registry::shard_for(id.get()),
+        ));
         if let Some(claim) = task.header().try_cancel() {
             task.discard(claim, &worker::RefusedCx(self));
         }

@@ -153,7 +153,7 @@ impl Claim<'_> {
 pub(crate) struct Header {
     id: TaskId,
     state: AtomicU32,
-    /// The registry shard the task lives in (its spawner's).
+    /// The registry shard the task lives in (from its id, kept at hand).
     home: u8,
 }
 
