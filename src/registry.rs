@@ -243,14 +243,12 @@ mod tests {
     use crate::task::cell::{Inline, Task};
 
     fn job(id: u64) -> Arc<dyn Job> {
-        // Spread over homes as several spawning threads would.
-        let home = (id % 3) as u8;
         Arc::new(Task::new(
             TaskId::new(id).unwrap(),
             Inline(|| ()),
             (),
             false,
-            home,
+            shard_for(id),
         ))
     }
 
