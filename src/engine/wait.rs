@@ -379,12 +379,12 @@ impl Engine {
     fn run_here(&self, job: Arc<dyn Job>, slot: &Slot) -> bool {
         let header = job.header();
         let previous = slot.current.load(Ordering::Acquire);
-        slot.current.store(header.id().get(), Ordering::Release);
         let Some(claim) = header.try_start() else {
-            slot.current.store(previous, Ordering::Release);
             return false;
         };
+        // As in the worker loop: counted as started before it shows.
         StatCounters::add(&slot.counters.started, false);
+        slot.current.store(header.id().get(), Ordering::Release);
         if self.counts.started() {
             self.space_freed();
         }

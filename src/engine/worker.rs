@@ -412,16 +412,18 @@ impl Engine {
             return; // cancelled, or already run by a helping waiter
         }
         let id = header.id().get();
-        // The slot is written before the claim, and the claim is a release:
-        // whoever reads the task as RUNNING then finds it in a slot.
+        // `occupied` is written before the claim, and the claim is a
+        // release: a close that reads the task as RUNNING finds its thread
+        // occupied (and does not wait to join it). `current` is written
+        // after the start is counted, so that `running()` and `stats()`
+        // never show a task that is still counted as queued.
         slot.occupied.store(id, Ordering::Relaxed);
-        slot.current.store(id, Ordering::Relaxed);
         let Some(claim) = header.try_start() else {
-            slot.current.store(0, Ordering::Release);
             slot.occupied.store(0, Ordering::Release);
             return;
         };
         StatCounters::add(&slot.counters.started, false);
+        slot.current.store(id, Ordering::Release);
         if self.counts.started() {
             self.space_freed();
         }
