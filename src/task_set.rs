@@ -155,7 +155,13 @@ impl<'a, T> SetCore<'a, T> {
         }
     }
 
+    /// Cancels the queued members first, then flags the running ones, so
+    /// that a slot freed by a member that stops on its flag never picks up
+    /// a member this call was about to cancel (as `TaskManager::cancel_all`).
     pub(crate) fn cancel_all(&self) {
+        for core in self.members.values() {
+            core.cancel_if_queued();
+        }
         for core in self.members.values() {
             core.cancel();
         }
