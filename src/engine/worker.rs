@@ -163,10 +163,12 @@ impl Context for RunCx<'_> {
     }
 
     fn settled(&self) {
-        self.engine.count_settled();
-        // After the count: a spawn that reads `false` here also reads the
-        // settled count (see `grow`).
+        // Cleared before the count: a spawn that sees the count drop also
+        // sees the flag down (see `grow`), so it never subtracts a task
+        // twice and under-starts threads. (A spawn in between may start a
+        // thread too many: harmless.)
         self.slot.finishing.store(false, Ordering::Release);
+        self.engine.count_settled();
     }
 
     fn wake_waiters(&self) {
@@ -245,17 +247,14 @@ impl Engine {
             let mut workers = self.workers.lock();
             // A thread whose task is finishing is as good as free: a parent
             // that joined it and spawns at once needs no second thread.
-            // Read before `active` (see `RunCx::settled`).
+            // `active` is read first (see `RunCx::settled`).
+            let active = self.counts.active();
             let finishing = workers
                 .slots
                 .iter()
                 .filter(|slot| slot.finishing.load(Ordering::Acquire))
                 .count();
-            let wanted = self
-                .counts
-                .active()
-                .saturating_sub(finishing)
-                .min(self.limit());
+            let wanted = active.saturating_sub(finishing).min(self.limit());
             if workers.stopped || self.threads_alive.load(Ordering::Acquire) >= wanted {
                 return Ok(());
             }
