@@ -41,11 +41,7 @@ impl<'a, T> HandleCore<'a, T> {
     /// Cancels the task if it has not started; leaves a running one alone.
     pub(crate) fn cancel_if_queued(&self) {
         let job: &dyn Job = &*self.task;
-        let header = job.header();
-        if let Some(claim) = header.try_cancel() {
-            header.request_cancel();
-            self.engine.settle_cancelled(job, claim);
-        }
+        self.engine.cancel_if_queued(job, |_| ());
     }
 
     pub(crate) fn is_finished(&self) -> bool {

@@ -176,11 +176,7 @@ impl Engine {
         // Delayed tasks that could not start before the deadline never will.
         if let Some(deadline) = deadline {
             for job in self.timer.take_starts_after(deadline) {
-                if let Some(claim) = job.header().try_cancel() {
-                    job.header().request_cancel();
-                    self.note_cancelled(job.header().id());
-                    self.settle_cancelled(&*job, claim);
-                }
+                self.cancel_if_queued(&*job, |id| self.note_cancelled(id));
             }
         }
 
@@ -223,10 +219,9 @@ impl Engine {
                     continue;
                 }
                 header.request_cancel();
-                if let Some(claim) = header.try_cancel() {
-                    self.note_cancelled(id);
-                    self.settle_cancelled(&**job, claim);
-                } else if header.is_running() {
+                if !self.cancel_if_queued(&**job, |id| self.note_cancelled(id))
+                    && header.is_running()
+                {
                     abandoned.push(id);
                 }
             }
@@ -286,12 +281,7 @@ impl Engine {
         let mut all = self.registry.snapshot();
         all.sort_by_key(|job| job.header().id());
         for job in &all {
-            let header = job.header();
-            if let Some(claim) = header.try_cancel() {
-                header.request_cancel();
-                self.note_cancelled(header.id());
-                self.settle_cancelled(&**job, claim);
-            }
+            self.cancel_if_queued(&**job, |id| self.note_cancelled(id));
         }
         let excluded = self.excluded_now();
         let mut flagged = Vec::new();

@@ -297,10 +297,8 @@ impl Engine {
                     .timer
                     .schedule(self, at, Event::Start(Arc::clone(&job)))
                 {
-                    // The engine stopped meanwhile: close will see it.
-                    if let Some(claim) = job.header().try_cancel() {
-                        self.settle_cancelled(&*job, claim);
-                    }
+                    // The engine stopped meanwhile: it will never start.
+                    self.cancel_if_queued(&*job, |_| ());
                 }
             }
         }
@@ -375,17 +373,27 @@ impl Engine {
         self.after_settle(settled);
     }
 
+    /// Cancels `job` if it is still queued: its closure is dropped here and
+    /// its handle will see `Cancelled`. `before_drop` runs once the cancel is
+    /// won, before any user code (the closure's `Drop`) runs. True if this
+    /// call cancelled it.
+    pub(crate) fn cancel_if_queued(&self, job: &dyn Job, before_drop: impl FnOnce(TaskId)) -> bool {
+        let header = job.header();
+        let Some(claim) = header.try_cancel() else {
+            return false;
+        };
+        header.request_cancel();
+        before_drop(header.id());
+        self.settle_cancelled(job, claim);
+        true
+    }
+
     /// Asks a task to stop; cancels it outright if it has not started.
     /// True if it was still queued or running.
     pub(crate) fn cancel_job(&self, job: &dyn Job) -> bool {
         let header = job.header();
         header.request_cancel();
-        if let Some(claim) = header.try_cancel() {
-            self.settle_cancelled(job, claim);
-            true
-        } else {
-            header.is_running()
-        }
+        self.cancel_if_queued(job, |_| ()) || header.is_running()
     }
 
     pub(crate) fn cancel(&self, id: TaskId) -> bool {
@@ -403,12 +411,7 @@ impl Engine {
         let all = self.registry.snapshot();
         let mut reached = Vec::new();
         for job in &all {
-            let header = job.header();
-            if let Some(claim) = header.try_cancel() {
-                header.request_cancel();
-                reached.push(header.id());
-                self.settle_cancelled(&**job, claim);
-            }
+            self.cancel_if_queued(&**job, |id| reached.push(id));
         }
         for job in &all {
             let header = job.header();

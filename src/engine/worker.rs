@@ -469,7 +469,7 @@ impl Engine {
 
     /// Settles a task whose cancellation this thread won: drops its
     /// closure, counts it, and hands `Cancelled` over.
-    pub(crate) fn settle_cancelled(&self, job: &dyn Job, claim: Claim<'_>) {
+    pub(super) fn settle_cancelled(&self, job: &dyn Job, claim: Claim<'_>) {
         let id = job.header().id();
         if self.counts.left_queue_cancelled() {
             self.space_freed();
