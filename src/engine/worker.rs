@@ -30,7 +30,7 @@ use crate::panic::log_safely;
 use crate::registry::Removals;
 use crate::stats::Stats;
 use crate::sync::thread::{self, JoinHandle};
-use crate::sync::{AtomicBool, AtomicU64, Ordering, RecvTimeoutError};
+use crate::sync::{AtomicU64, Ordering, RecvTimeoutError};
 use crate::task::cell::{Context, Job, Outcome};
 use crate::task::{Claim, TaskId};
 
@@ -44,11 +44,37 @@ pub(crate) struct Slot {
     /// The outermost task on this thread (0 when idle): close leaves a
     /// thread that is occupied to finish on its own rather than join it.
     occupied: AtomicU64,
-    /// The thread's task has handed its result over (or dropped it) and is
-    /// being counted: the thread is about to be free.
-    finishing: AtomicBool,
+    /// Where the thread's task is in its settling, as a count whose phase
+    /// (`mark % 3`) is [`BUSY`], [`FINISHING`] or [`SETTLING`]: finishing
+    /// once its result is handed over or dropped (the thread is about to be
+    /// free), settling while it is being counted settled. A count, so that
+    /// `threads_wanted` can tell whether it moved while read. Written only
+    /// by the slot's thread.
+    finishing: AtomicU64,
     pub(super) counters: StatCounters,
 }
+
+/// Phases of `Slot::finishing`: running a task, or idle.
+const BUSY: u64 = 0;
+/// The task's result is handed over or dropped; not yet counted settled.
+const FINISHING: u64 = 1;
+/// The task is being counted settled.
+const SETTLING: u64 = 2;
+
+impl Slot {
+    /// Moves the finishing mark on to `phase` (a no-op if it is there).
+    fn advance_to(&self, phase: u64) {
+        // Only this slot's thread writes the mark: no read-modify-write.
+        let mark = self.finishing.load(Ordering::Relaxed);
+        let steps = (phase + 3 - mark % 3) % 3;
+        if steps != 0 {
+            self.finishing.store(mark + steps, Ordering::Release);
+        }
+    }
+}
+
+/// How many times `threads_wanted` retakes a snapshot that changed.
+const SNAPSHOT_TRIES: usize = 16;
 
 struct Entry {
     thread: JoinHandle<()>,
@@ -66,6 +92,8 @@ pub(crate) struct Workers {
     slots: Vec<Arc<Padded<Slot>>>,
     /// The counters of threads that retired.
     retired: StatCounters,
+    /// Scratch space for `threads_wanted`, kept to spare an allocation.
+    marks: Vec<u64>,
     /// Set by close: no thread starts after it.
     stopped: bool,
 }
@@ -159,16 +187,16 @@ impl Context for RunCx<'_> {
     }
 
     fn released(&self) {
-        self.slot.finishing.store(true, Ordering::Release);
+        self.slot.advance_to(FINISHING);
     }
 
     fn settled(&self) {
-        // Cleared before the count: a spawn that sees the count drop also
-        // sees the flag down (see `grow`), so it never subtracts a task
-        // twice and under-starts threads. (A spawn in between may start a
-        // thread too many: harmless.)
-        self.slot.finishing.store(false, Ordering::Release);
+        // The count is bracketed by two moves of the mark, so a spawn that
+        // reads the mark unchanged around its read of the count knows on
+        // which side of the count it was (see `threads_wanted`).
+        self.slot.advance_to(SETTLING);
         self.engine.count_settled();
+        self.slot.advance_to(BUSY);
     }
 
     fn wake_waiters(&self) {
@@ -245,16 +273,7 @@ impl Engine {
     pub(super) fn grow(self: &Arc<Self>) -> io::Result<()> {
         let name = {
             let mut workers = self.workers.lock();
-            // A thread whose task is finishing is as good as free: a parent
-            // that joined it and spawns at once needs no second thread.
-            // `active` is read first (see `RunCx::settled`).
-            let active = self.counts.active();
-            let finishing = workers
-                .slots
-                .iter()
-                .filter(|slot| slot.finishing.load(Ordering::Acquire))
-                .count();
-            let wanted = active.saturating_sub(finishing).min(self.limit());
+            let wanted = self.threads_wanted(&mut workers);
             if workers.stopped || self.threads_alive.load(Ordering::Acquire) >= wanted {
                 return Ok(());
             }
@@ -262,6 +281,48 @@ impl Engine {
         };
         log_safely!(Trace, "started worker thread {name}");
         Ok(())
+    }
+
+    /// How many threads the active tasks need, under the limit.
+    ///
+    /// A thread whose task is finishing is as good as free: a parent that
+    /// joined its child and spawns at once needs no second thread. Such a
+    /// task must be subtracted exactly when it is still counted in
+    /// `active`. Its thread moves the mark to SETTLING before it counts the
+    /// task settled and to BUSY after, so a mark read unchanged around the
+    /// read of `active` says which side of the count that read was on:
+    /// FINISHING, still counted (subtract it); BUSY, running (the thread is
+    /// taken) or counted settled already. A mark that moved, or SETTLING,
+    /// leaves it unsure: the snapshot is taken again (a bounded number of
+    /// times; then an answer that may start one thread too many, never one
+    /// too few).
+    fn threads_wanted(&self, workers: &mut Workers) -> usize {
+        let Workers { slots, marks, .. } = workers;
+        for _ in 0..SNAPSHOT_TRIES {
+            marks.clear();
+            marks.extend(
+                slots
+                    .iter()
+                    .map(|slot| slot.finishing.load(Ordering::Acquire)),
+            );
+            let active = self.counts.active();
+            let mut finishing = 0;
+            let mut sure = true;
+            for (slot, before) in slots.iter().zip(marks.iter()) {
+                let after = slot.finishing.load(Ordering::Acquire);
+                match (after == *before, after % 3) {
+                    (true, FINISHING) => finishing += 1,
+                    (true, BUSY) => {}
+                    _ => sure = false,
+                }
+            }
+            if sure {
+                return active.saturating_sub(finishing).min(self.limit());
+            }
+            // A thread is between two adjacent stores: let it move on.
+            thread::yield_now();
+        }
+        self.counts.active().min(self.limit())
     }
 
     fn start_thread(self: &Arc<Self>, workers: &mut Workers) -> io::Result<String> {
