@@ -4,11 +4,13 @@
 //! waits for.
 //!
 //! Ids are dense and increasing, so the registry stores tasks in *blocks*
-//! of 64 consecutive ids, and spreads blocks over shards, each behind its
-//! own mutex on its own cache lines ([`shard_for`]; the shard is also kept
-//! in the task's header, its *home*). A spawner inserting 64 tasks in a row
-//! stays on one block and one lock that the workers, removing older
-//! blocks, are not touching.
+//! of 64 consecutive ids, in shards, each behind its own mutex on its own
+//! cache lines. Each spawning thread has a *lane* of shards, and spreads its
+//! blocks round them ([`home_for`]; the shard is kept in the task's header,
+//! its *home*). Two producers never take the same lock to insert, and a
+//! spawner inserting 64 tasks in a row stays on one block and one lock that
+//! the workers, removing older blocks, are not touching. A lookup by id
+//! does not know the lane, and tries each.
 //!
 //! Removal is lazy. A settled task stays registered until its worker removes
 //! it with others, in a batch ([`Removals`]) of 64, or when the worker goes
@@ -29,23 +31,52 @@ use std::sync::Arc;
 
 use crate::graveyard::Graveyard;
 use crate::padded::Padded;
-use crate::sync::{AtomicBool, Mutex, Ordering};
+use crate::sync::{thread_local_cell, AtomicBool, Mutex, Ordering};
 use crate::task::cell::Job;
 use crate::task::TaskId;
 
-/// Fewer under loom, where every lock is a branch point of the model.
-pub(crate) const SHARDS: usize = if cfg!(loom) { 2 } else { 16 };
+/// Producer lanes: a spawning thread inserts only into its lane's shards,
+/// so that two producers never share a shard lock. (Fewer under loom, where
+/// every lock is a branch point of the model.)
+const LANES: usize = if cfg!(loom) { 1 } else { 8 };
+/// Shards per lane: one producer's consecutive blocks go round them, so
+/// that it fills one block while workers remove older ones elsewhere.
+const SHARDS_PER_LANE: usize = if cfg!(loom) { 2 } else { 4 };
+pub(crate) const SHARDS: usize = LANES * SHARDS_PER_LANE;
 const BLOCK: u64 = 64;
 
-/// The shard a task with this id lives in: its block of 64 consecutive
-/// ids, spread round the shards. A spawner fills one block in one shard
-/// while workers remove settled tasks of older blocks from other shards.
-/// (Giving each spawning thread a shard of its own was measured: a single
-/// spawner then shares its one shard with every worker's removals, and W1
-/// got slower by a third on 2 slots and threefold on 32; see
-/// `docs/perf-notes.md`.)
-pub(crate) fn shard_for(raw_id: u64) -> u8 {
-    ((raw_id / BLOCK) % SHARDS as u64) as u8
+thread_local_cell! {
+    /// This thread's lane, given out round the lanes on its first spawn.
+    static LANE: std::cell::Cell<Option<u8>> = std::cell::Cell::new(None);
+}
+
+/// Lanes given out so far (for the next thread's).
+static NEXT_LANE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn lane() -> usize {
+    LANE.with(|lane| match lane.get() {
+        Some(lane) => usize::from(lane),
+        None => {
+            let next = NEXT_LANE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % LANES;
+            lane.set(Some(next as u8));
+            next
+        }
+    })
+}
+
+/// The shard in `lane` that holds the block of `raw_id`.
+fn shard_in_lane(lane: usize, raw_id: u64) -> u8 {
+    (lane * SHARDS_PER_LANE + ((raw_id / BLOCK) % SHARDS_PER_LANE as u64) as usize) as u8
+}
+
+/// The shard a task spawned now, on this thread, with this id lives in
+/// (its *home*, kept in its header): a shard of the spawning thread's lane,
+/// picked by the task's block of 64 consecutive ids. Two producers never
+/// share a lock; one producer fills a block in one shard while workers
+/// remove settled tasks of older blocks from the lane's other shards.
+/// (Why not one shard per thread, or `id % 16`: `docs/perf-notes.md`.)
+pub(crate) fn home_for(raw_id: u64) -> u8 {
+    shard_in_lane(lane(), raw_id)
 }
 
 /// Block numbers are dense: spread their bits with one multiplication
@@ -158,10 +189,15 @@ impl Registry {
         self.remove_all(&mut vec![(header.home(), header.id())], &mut dropped);
     }
 
-    /// The task registered under `id`, if any.
+    /// The task registered under `id`, if any. Its lane is not known (it
+    /// is its spawner's): this looks in every lane (a rare call: `cancel`,
+    /// `state` and waits by id, not the hot path).
     pub(crate) fn get(&self, id: TaskId) -> Option<Arc<dyn Job>> {
         let (block, index) = place(id);
-        self.shard(shard_for(id.get())).lock().get(&block)?.tasks[index].clone()
+        (0..LANES).find_map(|lane| {
+            let shard = self.shard(shard_in_lane(lane, id.get())).lock();
+            shard.get(&block)?.tasks[index].clone()
+        })
     }
 
     /// Takes and releases every shard lock once (see the module docs).
@@ -248,7 +284,7 @@ mod tests {
             Inline(|| ()),
             (),
             false,
-            shard_for(id),
+            home_for(id),
         ))
     }
 

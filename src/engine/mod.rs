@@ -270,7 +270,7 @@ impl Engine {
             work,
             sink,
             handle == Handle::Detached,
-            registry::shard_for(raw_id),
+            registry::home_for(raw_id),
         ));
         if start.is_some() {
             task.header().mark_delayed();
@@ -346,7 +346,7 @@ impl Engine {
             work,
             sink,
             false,
-            registry::shard_for(id.get()),
+            registry::home_for(id.get()),
         ));
         if let Some(claim) = task.header().try_cancel() {
             task.discard(claim, &worker::RefusedCx(self));

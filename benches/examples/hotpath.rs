@@ -1,0 +1,95 @@
+//! A quick, rotated A/B run of the hot-path workloads, for profiling and
+//! for comparing two builds between criterion runs (not a benchmark of
+//! record: `cargo bench` is).
+//!
+//! ```text
+//! cargo run --release -p taskwarden-bench --example hotpath -- w4 5
+//! perf record -g target/release/examples/hotpath w4-tw 20
+//! ```
+//!
+//! Workloads: `w1` (1M empty tasks, one producer, 2 slots), `w1-35` (the
+//! same on 35 slots), `w4` (2 producers x 500k, 2 slots), `w4-8` (8
+//! producers); a `-tw` suffix runs taskwarden alone (for `perf`).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::time::Instant;
+
+use common::{Floor, Pool, RustyPool, Taskwarden, TaskwardenDetached};
+
+fn run<P: Pool>(pool: &P, producers: usize, total: u64) -> f64 {
+    let per_producer = total / producers as u64;
+    let start = Instant::now();
+    if producers == 1 {
+        for _ in 0..per_producer {
+            pool.submit(|| ());
+        }
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..producers {
+                s.spawn(|| {
+                    for _ in 0..per_producer {
+                        pool.submit(|| ());
+                    }
+                });
+            }
+        });
+    }
+    pool.wait();
+    start.elapsed().as_nanos() as f64 / (per_producer * producers as u64) as f64
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let workload = args.next().unwrap_or_else(|| "w1".into());
+    let rounds: usize = args.next().map_or(5, |r| r.parse().expect("rounds"));
+    let (name, alone) = match workload.strip_suffix("-tw") {
+        Some(name) => (name.to_owned(), true),
+        None => (workload.clone(), false),
+    };
+    let (slots, producers) = match name.as_str() {
+        "w1" => (2, 1),
+        "w1-35" => (35, 1),
+        "w4" => (2, 2),
+        "w4-4" => (2, 4),
+        "w4-8" => (2, 8),
+        other => panic!("unknown workload {other}"),
+    };
+    let total = 1_000_000;
+    let floor = Floor::new(slots);
+    let detached = TaskwardenDetached::new(slots);
+    let handles = Taskwarden::new(slots);
+    let rusty = RustyPool::new(slots);
+    let mut times: Vec<(&str, Vec<f64>)> = vec![
+        ("floor", vec![]),
+        ("taskwarden-detached", vec![]),
+        ("taskwarden", vec![]),
+        ("rusty_pool", vec![]),
+    ];
+    for _ in 0..rounds {
+        if alone {
+            times[1].1.push(run(&detached, producers, total));
+            continue;
+        }
+        times[0].1.push(run(&floor, producers, total));
+        times[1].1.push(run(&detached, producers, total));
+        times[2].1.push(run(&handles, producers, total));
+        times[3].1.push(run(&rusty, producers, total));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let floor_ns = median(&mut times[0].1);
+    for (pool, samples) in &mut times {
+        if samples.is_empty() {
+            continue;
+        }
+        let ns = median(samples);
+        println!(
+            "{workload:8} {pool:20} {ns:7.1} ns/task  {:5.2}x floor",
+            ns / floor_ns
+        );
+    }
+}
