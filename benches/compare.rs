@@ -10,10 +10,12 @@
 //!
 //! Workloads (per iteration; criterion reports the median of the samples):
 //! - W1: 1,000,000 empty tasks from one producer, submit all then wait all,
-//!   with 2 and with 32 slots.
+//!   with 2 slots and with 35 (taskwarden's default size); for taskwarden
+//!   also with every handle kept, then all joined (`taskwarden-joined`).
 //! - W2: 200,000 tasks of about 1 µs of arithmetic on 2 slots.
 //! - W3: 2,000 tasks that sleep 1 ms on 32 slots (ideal 62.5 ms).
-//! - W4: two producers submitting 500,000 empty tasks each, 2 slots.
+//! - W4: 2, 4 and 8 producers submitting 1,000,000 empty tasks between
+//!   them, 2 slots.
 //! - W5: build a 32-slot pool, run one task, shut down.
 //! - W6: taskwarden's `close_timeout(50 ms)` against a task that ignores
 //!   cancellation (the report subtracts the 50 ms: the overshoot).
@@ -98,6 +100,29 @@ fn rayon_scope(
     });
 }
 
+/// taskwarden with every handle kept: spawn all, then join all.
+fn spawn_then_join_all(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    slots: usize,
+    n: u64,
+    job: impl Fn() + Copy + Send + 'static,
+) {
+    let manager = taskwarden::TaskManager::new(slots);
+    group.bench_function("taskwarden-joined", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let handles: Vec<_> = (0..n).map(|_| manager.spawn(job).expect("open")).collect();
+                for handle in handles {
+                    handle.join().expect("an empty task");
+                }
+            }
+            start.elapsed()
+        })
+    });
+    manager.close();
+}
+
 fn every_pool(
     c: &mut Criterion,
     name: &str,
@@ -109,6 +134,7 @@ fn every_pool(
     submit_all::<Floor>(&mut group, slots, n, job);
     submit_all::<Taskwarden>(&mut group, slots, n, job);
     submit_all::<TaskwardenDetached>(&mut group, slots, n, job);
+    spawn_then_join_all(&mut group, slots, n, job);
     submit_all::<Threadpool>(&mut group, slots, n, job);
     submit_all::<RustyPool>(&mut group, slots, n, job);
     submit_all::<RayonSpawn>(&mut group, slots, n, job);
@@ -118,7 +144,7 @@ fn every_pool(
 
 fn w1_empty_tasks(c: &mut Criterion) {
     every_pool(c, "W1 1M empty tasks, 2 slots", 2, 1_000_000, || ());
-    every_pool(c, "W1 1M empty tasks, 32 slots", 32, 1_000_000, || ());
+    every_pool(c, "W1 1M empty tasks, 35 slots", 35, 1_000_000, || ());
 }
 
 fn w2_microsecond_tasks(c: &mut Criterion) {
@@ -134,14 +160,15 @@ fn w3_sleeping_tasks(c: &mut Criterion) {
     });
 }
 
-fn two_producers<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>, per_producer: u64) {
+fn producers<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>, producers: u64, total: u64) {
     let pool = P::new(2);
+    let per_producer = total / producers;
     group.bench_function(P::NAME, |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
                 std::thread::scope(|s| {
-                    for _ in 0..2 {
+                    for _ in 0..producers {
                         s.spawn(|| {
                             for _ in 0..per_producer {
                                 pool.submit(|| ());
@@ -157,20 +184,19 @@ fn two_producers<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>, per_producer
     pool.shutdown();
 }
 
-fn w4_two_producers(c: &mut Criterion) {
-    let per_producer = 500_000;
-    let mut group = group(
-        c,
-        "W4 2x500k empty tasks, 2 producers, 2 slots",
-        2 * per_producer,
-    );
-    two_producers::<Floor>(&mut group, per_producer);
-    two_producers::<Taskwarden>(&mut group, per_producer);
-    two_producers::<TaskwardenDetached>(&mut group, per_producer);
-    two_producers::<Threadpool>(&mut group, per_producer);
-    two_producers::<RustyPool>(&mut group, per_producer);
-    two_producers::<RayonSpawn>(&mut group, per_producer);
-    group.finish();
+fn w4_many_producers(c: &mut Criterion) {
+    let total = 1_000_000;
+    for count in [2, 4, 8] {
+        let name = format!("W4 1M empty tasks, {count} producers, 2 slots");
+        let mut group = group(c, &name, total);
+        producers::<Floor>(&mut group, count, total);
+        producers::<Taskwarden>(&mut group, count, total);
+        producers::<TaskwardenDetached>(&mut group, count, total);
+        producers::<Threadpool>(&mut group, count, total);
+        producers::<RustyPool>(&mut group, count, total);
+        producers::<RayonSpawn>(&mut group, count, total);
+        group.finish();
+    }
 }
 
 fn lifecycle<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>) {
@@ -359,7 +385,7 @@ criterion_group!(
     w1_empty_tasks,
     w2_microsecond_tasks,
     w3_sleeping_tasks,
-    w4_two_producers,
+    w4_many_producers,
     w5_lifecycle,
     w6_close_deadline,
     w7_scoped,

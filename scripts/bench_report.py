@@ -17,25 +17,47 @@ def ours(name):
     return name == "taskwarden" or name.startswith("taskwarden-")
 
 
-# Targets set by the issues, as (label, group prefix, numerator, denominator, bound).
+# Targets set by the issues, as (label, group prefix, numerator, denominator,
+# bound). The denominator BEST_PEER is the fastest of the peers in the group.
+BEST_PEER = "best peer"
+W1_2 = "W1 1M empty tasks, 2 slots"
+W1_35 = "W1 1M empty tasks, 35 slots"
 TARGETS = [
     ("TaskSet per result vs handle join (issue 8: at most 1.2x)", "W8", "taskwarden-task-set", "taskwarden-handles", 1.2),
     ("map vs rayon par_iter (issue 8: at most 1.25x)", "W9", "taskwarden-map", "rayon-par-iter", 1.25),
     ("map vs a spawn/join loop", "W9", "taskwarden-map", "taskwarden-spawn-join-loop", None),
     ("scoped on a manager vs TaskManager::scope", "W7", "taskwarden-scoped-on-manager", "taskwarden-scope", None),
-    ("W1 2 slots, detached vs floor (issue 10: at most 1.1x)", "W1 1M empty tasks, 2 slots", "taskwarden-detached", FLOOR, 1.1),
-    ("W1 2 slots, handles vs floor (issue 10: at most 1.3x)", "W1 1M empty tasks, 2 slots", "taskwarden", FLOOR, 1.3),
-    ("W4 2 producers, detached vs floor (issue 10: at most 1.3x)", "W4", "taskwarden-detached", FLOOR, 1.3),
+    ("W1 2 slots, detached vs floor (issue 10: at most 1.1x)", W1_2, "taskwarden-detached", FLOOR, 1.1),
+    ("W1 2 slots, detached vs best peer (issue 10: below 0.9x)", W1_2, "taskwarden-detached", BEST_PEER, 0.9),
+    ("W1 35 slots, detached vs floor (issue 10: at most 1.1x)", W1_35, "taskwarden-detached", FLOOR, 1.1),
+    ("W1 35 slots, detached vs best peer (issue 10: below 0.9x)", W1_35, "taskwarden-detached", BEST_PEER, 0.9),
+    ("W1 2 slots, handles kept then joined vs floor (issue 10: at most 1.3x)", W1_2, "taskwarden-joined", FLOOR, 1.3),
+    ("W1 2 slots, handles dropped at once vs floor", W1_2, "taskwarden", FLOOR, None),
 ]
+for producers in (2, 4, 8):
+    group = f"W4 1M empty tasks, {producers} producers, 2 slots"
+    TARGETS.append((f"W4 {producers} producers, detached vs floor (issue 10: at most 1.3x)",
+                    group, "taskwarden-detached", FLOOR, 1.3))
+    TARGETS.append((f"W4 {producers} producers, detached vs best peer (issue 10: below 1.0x)",
+                    group, "taskwarden-detached", BEST_PEER, 1.0))
+
+
+def best_peer(benches):
+    peers = [t for name, (t, _) in benches.items() if not ours(name) and name != FLOOR]
+    return min(peers) if peers else None
 
 
 def targets(groups):
     lines = ["", "| target | ratio | bound | met |", "| --- | ---: | ---: | --- |"]
     for label, prefix, num, den, bound in TARGETS:
         group = next((g for g in sorted(groups) if g.startswith(prefix)), None)
-        if group is None or num not in groups[group] or den not in groups[group]:
+        if group is None or num not in groups[group]:
             continue
-        ratio = groups[group][num][0] / groups[group][den][0]
+        benches = groups[group]
+        base = best_peer(benches) if den == BEST_PEER else benches.get(den, (None,))[0]
+        if base is None:
+            continue
+        ratio = benches[num][0] / base
         met = "" if bound is None else ("yes" if ratio <= bound else "no")
         shown = "" if bound is None else f"{bound:.2f}"
         lines.append(f"| {label} | {ratio:.2f} | {shown} | {met} |")
@@ -92,12 +114,11 @@ def table(groups, memory):
     for group in sorted(groups):
         benches = groups[group]
         floor = benches.get(FLOOR, (None,))[0]
-        peers = [t for name, (t, _) in benches.items() if not ours(name) and name != FLOOR]
-        best_peer = min(peers) if peers else None
+        best = best_peer(benches)
         for name, (median, elements) in sorted(benches.items(), key=lambda kv: kv[1][0]):
             per_task = fmt_time(median / elements) if elements > 1 else ""
             vs_floor = f"{median / floor:.2f}" if floor else ""
-            vs_peer = f"{median / best_peer:.2f}" if best_peer and ours(name) else ""
+            vs_peer = f"{median / best:.2f}" if best and ours(name) else ""
             shown = f"**{name}**" if ours(name) else name
             lines.append(f"| {group} | {shown} | {fmt_time(median)} | {per_task} | {vs_floor} | {vs_peer} |")
     lines += targets(groups)
