@@ -115,7 +115,31 @@ impl Block {
     }
 }
 
-type Shard = HashMap<u64, Block, BuildHasherDefault<BlockHasher>>;
+/// A shard's blocks, and one spare: a block that empties is kept for the
+/// shard's next new block rather than freed (a spawner would allocate a
+/// block every 64 tasks, and a worker free it: a cross-thread free the
+/// allocator pays for on the spawner's next allocations).
+#[derive(Default)]
+struct Shard {
+    blocks: HashMap<u64, Block, BuildHasherDefault<BlockHasher>>,
+    spare: Option<Block>,
+}
+
+impl Shard {
+    fn block_for_insert(&mut self, number: u64) -> &mut Block {
+        let spare = &mut self.spare;
+        self.blocks
+            .entry(number)
+            .or_insert_with(|| spare.take().unwrap_or_else(Block::new))
+    }
+
+    fn release(&mut self, number: u64) {
+        if let Some(block) = self.blocks.remove(&number) {
+            debug_assert_eq!(block.live, 0);
+            self.spare.get_or_insert(block);
+        }
+    }
+}
 
 fn place(id: TaskId) -> (u64, usize) {
     let block = id.get() / BLOCK;
@@ -146,7 +170,7 @@ impl Registry {
         if closing.load(Ordering::Acquire) {
             return false;
         }
-        let block = shard.entry(block).or_insert_with(Block::new);
+        let block = shard.block_for_insert(block);
         debug_assert!(block.tasks[index].is_none());
         block.tasks[index] = Some(job);
         block.live += 1;
@@ -166,12 +190,12 @@ impl Registry {
             let mut shard = self.shard(home).lock();
             for &(_, id) in &rest[..end] {
                 let (block_no, index) = place(id);
-                if let Some(block) = shard.get_mut(&block_no) {
+                if let Some(block) = shard.blocks.get_mut(&block_no) {
                     if let Some(job) = block.tasks[index].take() {
                         dropped.push(job);
                         block.live -= 1;
                         if block.live == 0 {
-                            shard.remove(&block_no);
+                            shard.release(block_no);
                         }
                     }
                 }
@@ -196,7 +220,7 @@ impl Registry {
         let (block, index) = place(id);
         (0..LANES).find_map(|lane| {
             let shard = self.shard(shard_in_lane(lane, id.get())).lock();
-            shard.get(&block)?.tasks[index].clone()
+            shard.blocks.get(&block)?.tasks[index].clone()
         })
     }
 
@@ -213,7 +237,7 @@ impl Registry {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
             let shard = shard.lock();
-            for block in shard.values() {
+            for block in shard.blocks.values() {
                 all.extend(block.tasks.iter().flatten().cloned());
             }
         }
@@ -227,6 +251,7 @@ impl Registry {
             .map(|shard| {
                 shard
                     .lock()
+                    .blocks
                     .values()
                     .map(|block| block.live as usize)
                     .sum::<usize>()
