@@ -38,7 +38,7 @@ use crate::task::TaskId;
 /// Producer lanes: a spawning thread inserts only into its lane's shards,
 /// so that two producers never share a shard lock. (Fewer under loom, where
 /// every lock is a branch point of the model.)
-const LANES: usize = if cfg!(loom) { 1 } else { 8 };
+pub(crate) const LANES: usize = if cfg!(loom) { 1 } else { 8 };
 /// Shards per lane: one producer's consecutive blocks go round them, so
 /// that it fills one block while workers remove older ones elsewhere.
 const SHARDS_PER_LANE: usize = if cfg!(loom) { 2 } else { 4 };
@@ -53,7 +53,8 @@ thread_local_cell! {
 /// Lanes given out so far (for the next thread's).
 static NEXT_LANE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-fn lane() -> usize {
+/// This thread's lane.
+pub(crate) fn lane() -> usize {
     LANE.with(|lane| match lane.get() {
         Some(lane) => usize::from(lane),
         None => {
@@ -62,6 +63,11 @@ fn lane() -> usize {
             next
         }
     })
+}
+
+/// The lane a shard belongs to.
+pub(crate) fn lane_of(home: u8) -> usize {
+    usize::from(home) / SHARDS_PER_LANE
 }
 
 /// The shard in `lane` that holds the block of `raw_id`.
