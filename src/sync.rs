@@ -41,10 +41,10 @@ pub(crate) use std::thread;
 pub(crate) use self::model::thread;
 
 #[cfg(not(loom))]
-pub(crate) use crossbeam_channel::{unbounded as channel, Receiver, RecvTimeoutError, Sender};
+pub(crate) use crossbeam_channel::{unbounded as channel, Receiver, Sender};
 
 #[cfg(loom)]
-pub(crate) use self::model::{channel, Receiver, RecvTimeoutError, Sender};
+pub(crate) use self::model::{channel, Receiver, Sender};
 
 /// A cell whose access the caller synchronises; `with_mut` is the only way
 /// in, so that loom can check every access.
@@ -167,18 +167,17 @@ mod model {
 
     struct Queue<T> {
         items: Mutex<VecDeque<T>>,
-        ready: Condvar,
     }
 
-    /// The stand-in for crossbeam's unbounded channel: FIFO, blocking
-    /// receive, never disconnected (the manager never disconnects it).
+    /// The stand-in for crossbeam's unbounded channel: FIFO, never
+    /// disconnected (the manager never disconnects it), and no blocking
+    /// receive (idle workers sleep in `engine::idle`, not in the channel).
     pub(crate) struct Sender<T>(std::sync::Arc<Queue<T>>);
     pub(crate) struct Receiver<T>(std::sync::Arc<Queue<T>>);
 
     pub(crate) fn channel<T>() -> (Sender<T>, Receiver<T>) {
         let queue = std::sync::Arc::new(Queue {
             items: Mutex::new(VecDeque::new()),
-            ready: Condvar::new(),
         });
         (Sender(queue.clone()), Receiver(queue))
     }
@@ -186,15 +185,8 @@ mod model {
     impl<T> Sender<T> {
         pub(crate) fn send(&self, item: T) -> Result<(), T> {
             self.0.items.lock().push_back(item);
-            self.0.ready.notify_one();
             Ok(())
         }
-    }
-
-    /// As crossbeam's.
-    pub(crate) enum RecvTimeoutError {
-        Timeout,
-        Disconnected,
     }
 
     impl<T> Receiver<T> {
@@ -204,25 +196,6 @@ mod model {
 
         pub(crate) fn is_empty(&self) -> bool {
             self.0.items.lock().is_empty()
-        }
-
-        /// No clock under loom: an untimed receive (models never let a
-        /// worker time out).
-        pub(crate) fn recv_timeout(
-            &self,
-            _timeout: std::time::Duration,
-        ) -> Result<T, RecvTimeoutError> {
-            self.recv().map_err(|()| RecvTimeoutError::Disconnected)
-        }
-
-        pub(crate) fn recv(&self) -> Result<T, ()> {
-            let mut items = self.0.items.lock();
-            loop {
-                if let Some(item) = items.pop_front() {
-                    return Ok(item);
-                }
-                self.0.ready.wait(&mut items);
-            }
         }
     }
 }

@@ -22,6 +22,7 @@
 //! hands the closure back: no task slips in unseen.
 
 mod close;
+mod idle;
 mod timer;
 mod wait;
 mod worker;
@@ -48,6 +49,7 @@ pub(crate) use wait::Park;
 pub(crate) use worker::{current_engine, on_worker_thread};
 
 use self::close::CloseState;
+use self::idle::Idle;
 use self::timer::Timer;
 use self::wait::Parking;
 use self::worker::Workers;
@@ -158,6 +160,8 @@ pub(crate) struct Engine {
     receiver: Receiver<Message>,
     workers: Mutex<Workers>,
     threads_alive: Padded<AtomicUsize>,
+    /// Idle workers: who searches the queue, who sleeps (see `idle`).
+    idle: Padded<Idle>,
     stats: StatCounters,
     parking: Parking,
     /// Close has begun: every spawn is rejected.
@@ -184,6 +188,7 @@ impl Engine {
             receiver,
             workers: Mutex::new(Workers::default()),
             threads_alive: Padded(AtomicUsize::new(0)),
+            idle: Padded(Idle::default()),
             stats: StatCounters::default(),
             parking: Parking::default(),
             closing: AtomicBool::new(false),
@@ -330,9 +335,23 @@ impl Engine {
     /// Puts an accepted, registered task at the back of the run queue, and
     /// makes sure someone will take it.
     pub(crate) fn enqueue(self: &Arc<Self>, job: Arc<dyn Job>) {
-        // The receiver lives in `self`: an unbounded send cannot fail.
-        let _ = self.sender.send(Message::Run(job));
+        self.post(Message::Run(job));
         self.after_enqueue();
+    }
+
+    /// Sends a message to the workers, and wakes one if none is looking.
+    fn post(&self, message: Message) {
+        // The receiver lives in `self`: an unbounded send cannot fail.
+        let _ = self.sender.send(message);
+        self.idle.notify_work();
+    }
+
+    /// Sends one `message` per worker in `count`, and wakes every sleeper.
+    fn post_to_every(&self, count: usize, message: impl Fn() -> Message) {
+        for _ in 0..count {
+            let _ = self.sender.send(message());
+        }
+        self.idle.wake_all();
     }
 
     /// A task refused because the engine is closed, settled at once as if

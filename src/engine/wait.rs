@@ -60,10 +60,10 @@ const HELPER_NAP: Duration = Duration::from_millis(50);
 /// gate: most waits for a short task end within a few microseconds, and a
 /// sleep and wake-up costs more than that. None under loom, where every
 /// spin would be a branch of the model.
-const SPIN_ROUNDS: u32 = if cfg!(loom) { 0 } else { 10 };
+pub(super) const SPIN_ROUNDS: u32 = if cfg!(loom) { 0 } else { 10 };
 
 /// Round `round` of the spin: busy-wait for a growing while, then yield.
-fn spin(round: u32) {
+pub(super) fn spin(round: u32) {
     if round < 6 {
         for _ in 0..(1_u32 << round) {
             std::hint::spin_loop();
@@ -366,7 +366,7 @@ impl Engine {
                 }
                 Ok(other) => {
                     // Meant for a worker: put it back for one.
-                    let _ = self.sender.send(other);
+                    self.post(other);
                     return Taken::Control;
                 }
                 Err(_) => return Taken::Nothing,

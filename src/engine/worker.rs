@@ -4,13 +4,14 @@
 //! A worker pulls [`Message`]s from the run queue. For a job it first claims
 //! the task (QUEUED → RUNNING; a task that was cancelled, or already run by
 //! a helping waiter, is skipped), shows the task's id in its [`Slot`], runs
-//! the closure inside the catch boundary, and settles the task. Idle workers
-//! block in the channel's `recv`, which parks the thread: nothing spins.
+//! the closure inside the catch boundary, and settles the task. An idle
+//! worker polls the queue for a moment, then sleeps until a sender wakes it
+//! (see `idle`).
 //!
 //! Threads start as work arrives: a spawn that finds fewer threads than
 //! active tasks starts one more, up to the limit, so that there are always
 //! at least `min(active, limit)` threads, and every thread that is not busy
-//! is blocked in `recv` or on its way there.
+//! is asleep in `idle` or on its way there.
 //!
 //! A thread leaves in one of three ways: close sends one [`Message::Exit`]
 //! per thread; with `keep_alive` an idle thread retires when its receive
@@ -21,7 +22,9 @@
 use std::cell::RefCell;
 use std::io;
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
+use super::idle::Next;
 use super::{Engine, Message, StatCounters};
 use crate::current;
 use crate::hooks::{Hooks, PanicReport};
@@ -30,7 +33,7 @@ use crate::panic::log_safely;
 use crate::registry::Removals;
 use crate::stats::Stats;
 use crate::sync::thread::{self, JoinHandle};
-use crate::sync::{AtomicU64, Ordering, RecvTimeoutError};
+use crate::sync::{AtomicU64, Ordering};
 use crate::task::cell::{Context, Job, Outcome};
 use crate::task::{Claim, TaskId};
 
@@ -377,20 +380,19 @@ impl Engine {
         let mut removals = Removals::new();
         let mut retired = false;
         loop {
-            let message = match self.config.keep_alive {
-                None => self.receiver.recv().ok(),
-                Some(idle) => match self.receiver.recv_timeout(idle) {
-                    Ok(message) => Some(message),
-                    Err(RecvTimeoutError::Timeout) => {
-                        removals.flush(&self.registry, &self.graveyard);
-                        if self.try_retire(Retire::Idle, &slot) {
-                            retired = true;
-                            break;
-                        }
-                        continue;
+            let keep_alive = self.config.keep_alive;
+            let message = match self.idle.next(&self.receiver, || {
+                keep_alive.and_then(|idle| Instant::now().checked_add(idle))
+            }) {
+                Next::Message(message) => Some(message),
+                Next::TimedOut => {
+                    removals.flush(&self.registry, &self.graveyard);
+                    if self.try_retire(Retire::Idle, &slot) {
+                        retired = true;
+                        break;
                     }
-                    Err(RecvTimeoutError::Disconnected) => None,
-                },
+                    continue;
+                }
             };
             match message {
                 Some(Message::Run(job)) => {
@@ -571,9 +573,7 @@ impl Engine {
             self.grow_to_limit();
         } else if limit < before {
             let alive = self.threads_alive.load(Ordering::Acquire);
-            for _ in limit..alive {
-                let _ = self.sender.send(Message::Wake);
-            }
+            self.post_to_every(alive.saturating_sub(limit), || Message::Wake);
         }
     }
 
@@ -586,10 +586,7 @@ impl Engine {
         let to_join = {
             let mut workers = self.workers.lock();
             workers.stopped = true;
-            for _ in &workers.threads {
-                // The receiver lives in `self`: the send cannot fail.
-                let _ = self.sender.send(Message::Exit);
-            }
+            self.post_to_every(workers.threads.len(), || Message::Exit);
             let (keep, join): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut workers.threads)
                 .into_iter()
                 .partition(|entry| {
