@@ -8,8 +8,9 @@
 //! ```
 //!
 //! Workloads: `w1` (1M empty tasks, one producer, 2 slots), `w1-35` (the
-//! same on 35 slots), `w4` (2 producers x 500k, 2 slots), `w4-8` (8
-//! producers); a `-tw` suffix runs taskwarden alone (for `perf`).
+//! same on 35 slots; `w1-256` on 256), `w4` (2 producers x 500k, 2 slots), `w4-8` (8
+//! producers); a `-tw` suffix runs taskwarden-detached alone (for `perf`),
+//! `-twh` taskwarden with handles.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -44,13 +45,18 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let workload = args.next().unwrap_or_else(|| "w1".into());
     let rounds: usize = args.next().map_or(5, |r| r.parse().expect("rounds"));
-    let (name, alone) = match workload.strip_suffix("-tw") {
-        Some(name) => (name.to_owned(), true),
-        None => (workload.clone(), false),
+    // 0: every pool; 1: taskwarden-detached alone; 2: taskwarden alone.
+    let (name, alone) = if let Some(name) = workload.strip_suffix("-twh") {
+        (name.to_owned(), 2)
+    } else if let Some(name) = workload.strip_suffix("-tw") {
+        (name.to_owned(), 1)
+    } else {
+        (workload.clone(), 0)
     };
     let (slots, producers) = match name.as_str() {
         "w1" => (2, 1),
         "w1-35" => (35, 1),
+        "w1-256" => (256, 1),
         "w4" => (2, 2),
         "w4-4" => (2, 4),
         "w4-8" => (2, 8),
@@ -68,8 +74,12 @@ fn main() {
         ("rusty_pool", vec![]),
     ];
     for _ in 0..rounds {
-        if alone {
+        if alone == 1 {
             times[1].1.push(run(&detached, producers, total));
+            continue;
+        }
+        if alone == 2 {
+            times[2].1.push(run(&handles, producers, total));
             continue;
         }
         times[0].1.push(run(&floor, producers, total));
