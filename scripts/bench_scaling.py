@@ -261,32 +261,32 @@ def memory_analysis(data):
 # Written by hand after looking at the full run committed with this script.
 # Re-check them against the generated bullets above after a re-run.
 OBSERVED = """\
-These notes are about the full run of 2026-11-28 that is committed with this page (248 s). Before it
-started, the 1-minute load average was 8, because another engineer's builds and benchmarks were
-sharing the 2 cores. A single point can move by 2x from one round to the next, so read the shape of a
-curve rather than any one number.
+These notes are about the run committed with this page (2026-11-28, after the idle-worker change of
+src/engine/idle.rs; the machine was otherwise quiet). A single point can still move by 1.5-2x from
+one round to the next on this shared 2-core VM, so read the shape of a curve, not one number.
 
-- Threads: up to 16 threads every curve is flat within the noise (taskwarden-detached 294 to 426
-  ns, taskwarden 435 to 484, the floor 109 to 169). Having more threads than cores costs little at
-  first, because idle workers are parked and a queue of a million tasks keeps the awake ones busy.
-  All pools bend at 32 to 64 threads, each at a different slope. rayon-spawn bends first (from 8
-  threads) and hardest (4040 ns at 256, 14x its best). taskwarden with handles bends at 32 and
-  reaches 2281 ns at 256, twice taskwarden-detached (1089 ns). The two taskwarden lines are within
-  1.1x of each other up to 16 threads, so the handle path is what grows with the thread count; why
-  has not been profiled yet. The floor, rusty_pool and threadpool finish at about 3x their best
-  (340 to 420 ns). A likely cause of the common bend, not yet profiled: with hundreds of workers on
-  2 cores, each submit can wake a parked worker that then competes with the producer for a core.
-- Producers: the curves do not bend. With 2 workers on 2 cores, going from 1 to 8 producers moves
-  every pool by less than the noise between rounds. taskwarden stays 2.4x to 4.4x the floor, in
-  line with W4 in docs/bench.md.
-- Memory: every curve is flat from 10k to 10M. taskwarden costs 113.4 to 113.6 bytes per task from
-  100k to 10M, and both taskwarden lines are equal. A queued task holds its task record, its
-  channel slot and 16 bytes of registry: the registry stores tasks in blocks of 64, so the only
-  table that doubles has one entry per 64 tasks, and its doubling does not show. The floor,
-  threadpool and rusty_pool cost 24.8 bytes each, which is one crossbeam-style channel slot (a
-  16-byte boxed-closure pointer and an 8-byte state word, plus a block header shared by 31 slots).
-  An empty closure is zero-sized, so boxing it allocates nothing. rusty_pool's 73.7 bytes at 1k is
-  12 pages more than the others and is the page-granular noise described above.
+- Threads: taskwarden no longer bends. Both taskwarden lines stay within 339-463 ns per task from
+  1 to 256 threads (detached 389 ns at 256, 1.1x its best), where the first run of this bench, on
+  the code before the change, bent at 32 threads and reached 1089 ns (detached) and 2281 ns
+  (handles) at 256. The cause was wake-ups: workers blocked in crossbeam's `recv`, which wakes a
+  sleeping receiver on every send, so with a spawner slower than the workers nearly every spawn
+  paid a futex wake-up and woke a thread to fight the spawner for a core. Now an idle worker
+  searches briefly, then sleeps on the engine's condvar, and a spawn wakes one only when nobody
+  is searching (docs/perf-notes.md). The floor, rusty_pool and threadpool, which all block in a
+  channel or condvar per idle worker, still rise 1.5-2.4x from their best towards 256 threads;
+  rayon-spawn bends hardest (5x its best at 256). At 2 threads (the core count) taskwarden is
+  2.0-2.3x the floor: one producer is the bottleneck, and a taskwarden spawn allocates its task,
+  registers it and sends it, where the floor's empty closure allocates nothing.
+- Producers: no curve bends. With 2 workers on 2 cores, going from 1 to 8 producers moves every
+  pool by about the noise between rounds; taskwarden-detached stays 1.9-2.2x the floor. Producers
+  do not contend on the registry (each thread has its own lane of shards).
+- Memory: every curve is flat from 10k to 10M. taskwarden costs 113.3 to 113.6 bytes per task from
+  100k to 10M, both taskwarden lines alike: a 64-byte allocator chunk for the task (its 40-byte
+  record plus the reference counts), 16 bytes of registry (blocks of 64 ids, so the only table
+  that grows has one entry per 64 tasks and its doubling does not show) and a 24-byte channel
+  slot. The floor, threadpool and rusty_pool cost 24.8 bytes: one channel slot (a 16-byte boxed
+  closure pointer and an 8-byte state word, plus a block header shared by 31 slots); an empty
+  closure is zero-sized, so boxing it allocates nothing. Below 100k the numbers are page-granular.
 """
 
 
