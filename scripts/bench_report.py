@@ -109,6 +109,9 @@ def table(groups, memory):
                  "pool's, `vs best peer` over the fastest of threadpool, rusty_pool and rayon "
                  "(below 1.00 means faster).")
     lines.append("")
+    lines.append("How the cost grows with threads, producers and queue depth, with charts and where each "
+                 "curve bends and why: [scaling.md](scaling.md) (`scripts/bench-scaling`).")
+    lines.append("")
     lines.append("| workload | pool | median | per task | vs floor | vs best peer |")
     lines.append("| --- | --- | ---: | ---: | ---: | ---: |")
     for group in sorted(groups):
