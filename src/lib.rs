@@ -204,6 +204,7 @@
 
 // Layers, each using only the ones above it (see the module docs):
 // primitives; one task; bookkeeping; the engine; the public types.
+mod dense;
 mod padded;
 mod panic;
 mod sync;

@@ -7,11 +7,12 @@
 //! and as results are taken), keeps at most `2 × max_tasks` items submitted
 //! but not yet yielded, and stops drawing once the manager is closed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::dense::DenseMap;
 use crate::engine::{Blocking, Handle};
 use crate::error::TaskError;
 use crate::manager::TaskManager;
@@ -32,7 +33,7 @@ pub(crate) struct MapCore<'a, T> {
     draw: Option<Draw<'a, T>>,
     /// Input index of the next item drawn.
     drawn: usize,
-    index_of: HashMap<TaskId, usize>,
+    index_of: DenseMap<TaskId, usize>,
     /// Submitted (or rejected) and not yet yielded.
     in_flight: usize,
     /// Items whose spawn was refused by a close: `Err(Cancelled)`.
@@ -45,7 +46,7 @@ impl<'a, T> MapCore<'a, T> {
             set,
             draw: Some(draw),
             drawn: 0,
-            index_of: HashMap::new(),
+            index_of: DenseMap::default(),
             in_flight: 0,
             refused: VecDeque::new(),
         };

@@ -25,10 +25,9 @@
 //! took that shard's lock (close will see the task), or the spawner saw the
 //! flag and backs out: no task slips in unseen.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use crate::dense::DenseMap;
 use crate::graveyard::Graveyard;
 use crate::padded::Padded;
 use crate::sync::{thread_local_cell, AtomicBool, Mutex, Ordering};
@@ -85,27 +84,6 @@ pub(crate) fn home_for(raw_id: u64) -> u8 {
     shard_in_lane(lane(), raw_id)
 }
 
-/// Block numbers are dense: spread their bits with one multiplication
-/// (Fibonacci hashing) instead of a general-purpose hash.
-#[derive(Default)]
-pub(crate) struct BlockHasher(u64);
-
-impl Hasher for BlockHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u64(self.0.rotate_left(8) ^ u64::from(byte));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
 /// 64 consecutive ids, and how many of them are registered.
 struct Block {
     live: u32,
@@ -127,7 +105,7 @@ impl Block {
 /// allocator pays for on the spawner's next allocations).
 #[derive(Default)]
 struct Shard {
-    blocks: HashMap<u64, Block, BuildHasherDefault<BlockHasher>>,
+    blocks: DenseMap<u64, Block>,
     spare: Option<Block>,
 }
 

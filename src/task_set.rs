@@ -6,11 +6,12 @@
 //! handle, whatever the set's size; plain `spawn` carries the unit sink and
 //! pays nothing for this.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use crate::dense::DenseMap;
 use crate::engine::{Blocking, Engine, Handle, Park};
 use crate::error::{SpawnError, TaskError};
 use crate::handle::HandleCore;
@@ -66,10 +67,13 @@ impl<A: Sink, B: Sink> Sink for (A, B) {
 pub(crate) struct SetCore<'a, T> {
     engine: Arc<Engine>,
     completed: Arc<Completed>,
-    members: HashMap<TaskId, HandleCore<'a, T>>,
+    members: DenseMap<TaskId, HandleCore<'a, T>>,
     /// Members in spawn order, some of which may not have started: what a
     /// wait from inside a task runs first.
     unstarted: VecDeque<TaskId>,
+    /// Settled members taken from the completion queue, not yet yielded:
+    /// the queue is emptied in one lock, not one lock per result.
+    taken: VecDeque<TaskId>,
 }
 
 impl<'a, T> SetCore<'a, T> {
@@ -83,8 +87,9 @@ impl<'a, T> SetCore<'a, T> {
                 }),
                 engine: Arc::downgrade(engine),
             }),
-            members: HashMap::new(),
+            members: DenseMap::default(),
             unstarted: VecDeque::new(),
+            taken: VecDeque::new(),
         }
     }
 
@@ -114,7 +119,11 @@ impl<'a, T> SetCore<'a, T> {
     /// The next finished member's result, if one is ready.
     pub(crate) fn try_next(&mut self) -> Option<(TaskId, Result<T, TaskError>)> {
         loop {
-            let id = self.completed.state.lock().done.pop_front()?;
+            if self.taken.is_empty() {
+                let mut state = self.completed.state.lock();
+                std::mem::swap(&mut self.taken, &mut state.done);
+            }
+            let id = self.taken.pop_front()?;
             // Ids of members detached meanwhile are skipped.
             if let Some(core) = self.members.remove(&id) {
                 return Some((id, core.join()));
@@ -170,6 +179,7 @@ impl<'a, T> SetCore<'a, T> {
     pub(crate) fn detach_all(&mut self) {
         self.members.clear();
         self.unstarted.clear();
+        self.taken.clear();
         self.completed.state.lock().done.clear();
     }
 }
@@ -178,7 +188,7 @@ impl<'a, T> SetCore<'a, T> {
 fn next_unstarted<T>(
     engine: &Engine,
     unstarted: &mut VecDeque<TaskId>,
-    members: &HashMap<TaskId, HandleCore<'_, T>>,
+    members: &DenseMap<TaskId, HandleCore<'_, T>>,
 ) -> Option<Arc<dyn Job>> {
     while let Some(&id) = unstarted.front() {
         if members.contains_key(&id) {

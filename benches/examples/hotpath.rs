@@ -10,7 +10,8 @@
 //! Workloads: `w1` (1M empty tasks, one producer, 2 slots), `w1-35` (the
 //! same on 35 slots; `w1-256` on 256), `w4` (2 producers x 500k, 2 slots), `w4-8` (8
 //! producers); a `-tw` suffix runs taskwarden-detached alone (for `perf`),
-//! `-twh` taskwarden with handles.
+//! `-twh` taskwarden with handles, `-twj` with handles kept then joined;
+//! `w8-set` W8's task set alone.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -45,8 +46,27 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let workload = args.next().unwrap_or_else(|| "w1".into());
     let rounds: usize = args.next().map_or(5, |r| r.parse().expect("rounds"));
-    // 0: every pool; 1: taskwarden-detached alone; 2: taskwarden alone.
-    let (name, alone) = if let Some(name) = workload.strip_suffix("-twh") {
+    if workload == "w8-set" {
+        // W8's TaskSet side alone: 100k empty tasks, results as they finish.
+        let manager = taskwarden::TaskManager::new(2);
+        for _ in 0..rounds {
+            let start = Instant::now();
+            let mut set = manager.task_set();
+            for _ in 0..100_000 {
+                set.spawn(|| ()).expect("open");
+            }
+            while let Some((_, result)) = set.join_next() {
+                result.expect("an empty task");
+            }
+            println!("w8-set {:7.1} ns/result", start.elapsed().as_nanos() as f64 / 1e5);
+        }
+        return;
+    }
+    // 0: every pool; 1: taskwarden-detached alone; 2: taskwarden alone;
+    // 3: taskwarden with every handle kept, then joined.
+    let (name, alone) = if let Some(name) = workload.strip_suffix("-twj") {
+        (name.to_owned(), 3)
+    } else if let Some(name) = workload.strip_suffix("-twh") {
         (name.to_owned(), 2)
     } else if let Some(name) = workload.strip_suffix("-tw") {
         (name.to_owned(), 1)
@@ -76,6 +96,19 @@ fn main() {
     for _ in 0..rounds {
         if alone == 1 {
             times[1].1.push(run(&detached, producers, total));
+            continue;
+        }
+        if alone == 3 {
+            let start = Instant::now();
+            let handles: Vec<_> = (0..total)
+                .map(|_| handles.0.spawn(|| ()).expect("open"))
+                .collect();
+            for handle in handles {
+                handle.join().expect("an empty task");
+            }
+            times[2]
+                .1
+                .push(start.elapsed().as_nanos() as f64 / total as f64);
             continue;
         }
         if alone == 2 {
