@@ -25,8 +25,9 @@
 //! A wake-up is a *permit*: the waker moves one sleeper from `sleeping` to
 //! `searching` under the lock, so that senders that come before the sleeper
 //! runs again see a searcher and do not wake a second thread for the same
-//! message. A sleeper that leaves without a permit (it saw work, or timed
-//! out) takes one if any is left, so permits never outlive sleepers.
+//! message. Any sleeper may take a permit (not only the one the condvar
+//! woke); each looks for one under the lock before it waits again and
+//! before it leaves, so a permit never outlives the sleepers.
 
 use std::time::Instant;
 
@@ -167,14 +168,8 @@ impl Idle {
                 }
             }
         };
+        // Both ways out of the loop saw no permit, under the lock.
         sleepers.count -= 1;
-        if sleepers.permits > 0 {
-            // Leaving without being woken: take a permit anyway, so that
-            // none is left for a thread that is no longer asleep (the
-            // waker counted one more searcher, and this thread is it).
-            sleepers.permits -= 1;
-            return Slept::Searching;
-        }
         self.sleeping.fetch_sub(1, Ordering::SeqCst);
         if let Slept::Searching = ended {
             self.searching.fetch_add(1, Ordering::SeqCst);

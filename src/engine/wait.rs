@@ -209,13 +209,21 @@ impl Engine {
     }
 
     /// After a task joined the run queue: wakes parked helpers (they may
-    /// run it), and, if every thread retired meanwhile, starts one.
+    /// run it), and starts a thread if threads retired meanwhile.
     pub(super) fn after_enqueue(self: &Arc<Self>) {
         if self.parking.helpers.load(Ordering::SeqCst) > 0 {
             self.parking.notify_all();
         }
         if self.threads_alive.load(Ordering::SeqCst) == 0 {
             let _ = self.grow();
+        } else if self.config.keep_alive.is_some() {
+            // A thread counted by the spawn's `ensure_threads` may have
+            // timed out and retired before the send. Paired with
+            // `try_retire`: this send is SeqCst before the thread count is
+            // read again, and a retiring thread lowers the count before it
+            // looks at the queue, so either it sees this task and stays, or
+            // this sees it gone and starts another.
+            let _ = self.ensure_threads();
         }
     }
 

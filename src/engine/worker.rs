@@ -572,6 +572,9 @@ impl Engine {
         if limit > before {
             self.grow_to_limit();
         } else if limit < before {
+            // Under the lock a thread start in progress is counted (it
+            // read the old limit): one wake per thread now surplus.
+            let _workers = self.workers.lock();
             let alive = self.threads_alive.load(Ordering::Acquire);
             self.post_to_every(alive.saturating_sub(limit), || Message::Wake);
         }
