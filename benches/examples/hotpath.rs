@@ -58,7 +58,10 @@ fn main() {
             while let Some((_, result)) = set.join_next() {
                 result.expect("an empty task");
             }
-            println!("w8-set {:7.1} ns/result", start.elapsed().as_nanos() as f64 / 1e5);
+            println!(
+                "w8-set {:7.1} ns/result",
+                start.elapsed().as_nanos() as f64 / 1e5
+            );
         }
         return;
     }
