@@ -13,8 +13,9 @@
 //! does not know the lane, and tries each.
 //!
 //! Removal is lazy. A settled task stays registered until its worker removes
-//! it with others, in a batch ([`Removals`]) of 64, or when the worker goes
-//! idle or exits. Everything that reads the registry checks the task's
+//! it with others, in a batch ([`Removals`]) of 64, or when the worker
+//! times out idle (with `keep_alive`) or exits; until then an idle worker
+//! keeps its batch. Everything that reads the registry checks the task's
 //! state, so a settled entry is only a little memory. (Why not flush on
 //! every idle moment: `docs/perf-notes.md`.)
 //!

@@ -381,21 +381,18 @@ impl Engine {
         let mut retired = false;
         loop {
             let keep_alive = self.config.keep_alive;
-            let message = match self.idle.next(&self.receiver, || {
+            let next = self.idle.next(&self.receiver, || {
                 keep_alive.and_then(|idle| Instant::now().checked_add(idle))
-            }) {
-                Next::Message(message) => Some(message),
+            });
+            match next {
                 Next::TimedOut => {
                     removals.flush(&self.registry, &self.graveyard);
                     if self.try_retire(Retire::Idle, &slot) {
                         retired = true;
                         break;
                     }
-                    continue;
                 }
-            };
-            match message {
-                Some(Message::Run(job)) => {
+                Next::Message(Message::Run(job)) => {
                     if self.is_surplus() && self.try_retire(Retire::Surplus, &slot) {
                         // Hand the job on to a thread that stays.
                         self.enqueue(job);
@@ -404,13 +401,13 @@ impl Engine {
                     }
                     self.process(job, &slot, &mut removals);
                 }
-                Some(Message::Wake) => {
+                Next::Message(Message::Wake) => {
                     if self.is_surplus() && self.try_retire(Retire::Surplus, &slot) {
                         retired = true;
                         break;
                     }
                 }
-                Some(Message::Exit) | None => break,
+                Next::Message(Message::Exit) => break,
             }
         }
         removals.flush(&self.registry, &self.graveyard);
