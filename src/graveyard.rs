@@ -20,14 +20,12 @@
 //! large closures are boxed and freed when they run); past that a worker
 //! frees them itself.
 
-use std::sync::Arc;
-
 use crate::padded::Padded;
 use crate::registry;
 use crate::sync::{channel, AtomicUsize, Ordering, Receiver, Sender};
-use crate::task::cell::Job;
+use crate::task::cell::JobRef;
 
-pub(crate) type Batch = Vec<Arc<dyn Job>>;
+pub(crate) type Batch = Vec<JobRef>;
 
 /// The graveyard of one producer lane (see `registry`): a task goes back to
 /// the lane of the thread that spawned it, so that the spawner that frees it

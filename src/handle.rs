@@ -8,24 +8,27 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, Park};
 use crate::error::TaskError;
-use crate::task::cell::{Completion, Job};
+use crate::task::cell::TaskRef;
 use crate::task::TaskId;
 
 /// What [`TaskHandle`] and [`ScopedHandle`] share: the typed task, and the
 /// engine it belongs to (to cancel it, and to wait helpfully).
 pub(crate) struct HandleCore<'a, T> {
-    task: Arc<dyn Completion<T> + 'a>,
+    task: TaskRef<T>,
     engine: Arc<Engine>,
     /// The result was taken: there is nothing to detach.
     taken: bool,
+    /// What the task's closure may borrow for (a scope's lifetime).
+    _borrow: PhantomData<&'a ()>,
 }
 
-impl<'a, T> HandleCore<'a, T> {
-    pub(crate) fn new(task: Arc<dyn Completion<T> + 'a>, engine: Arc<Engine>) -> Self {
+impl<T> HandleCore<'_, T> {
+    pub(crate) fn new(task: TaskRef<T>, engine: Arc<Engine>) -> Self {
         HandleCore {
             task,
             engine,
             taken: false,
+            _borrow: PhantomData,
         }
     }
 
@@ -34,14 +37,12 @@ impl<'a, T> HandleCore<'a, T> {
     }
 
     pub(crate) fn cancel(&self) -> bool {
-        let job: &dyn Job = &*self.task;
-        self.engine.cancel_job(job)
+        self.engine.cancel_job(self.task.job())
     }
 
     /// Cancels the task if it has not started; leaves a running one alone.
     pub(crate) fn cancel_if_queued(&self) {
-        let job: &dyn Job = &*self.task;
-        self.engine.cancel_if_queued(job, |_| ());
+        self.engine.cancel_if_queued(self.task.job(), |_| ());
     }
 
     pub(crate) fn is_finished(&self) -> bool {
@@ -84,7 +85,7 @@ impl<'a, T> HandleCore<'a, T> {
         self.taken = true;
         // SAFETY: this is the task's one handle (handles are not `Clone`),
         // the wait saw FINISHED (after PUBLISHED), and `taken` keeps `Drop` from detaching.
-        unsafe { self.task.take() }
+        unsafe { self.task.take(self.engine.messages()) }
     }
 
     pub(crate) fn fmt(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -102,7 +103,7 @@ impl<T> Drop for HandleCore<'_, T> {
         }
         // SAFETY: the one handle, detaching once; it never touches the
         // result again.
-        if let Err(message) = unsafe { self.task.detach() } {
+        if let Err(message) = unsafe { self.task.detach(self.engine.messages()) } {
             self.engine.result_drop_panicked(self.id(), &message);
         }
     }

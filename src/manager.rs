@@ -12,8 +12,9 @@ use crate::error::{CloseReport, SpawnError};
 use crate::handle::{HandleCore, TaskHandle};
 use crate::options::TaskOptions;
 use crate::stats::Stats;
-use crate::submit::{keep_static, submit, submit_with};
-use crate::task::cell::Job;
+use crate::submit::{submit, submit_with};
+use crate::task::cell::Erase;
+use crate::task::cell::JobRef;
 use crate::task::{TaskId, TaskState};
 
 /// A bounded set of worker threads that runs closures, tracks each by id,
@@ -391,7 +392,7 @@ impl TaskManager {
         I::Item: Borrow<TaskId>,
     {
         let engine = &self.engine;
-        let mut pending: Vec<Arc<dyn Job>> = Vec::new();
+        let mut pending: Vec<JobRef> = Vec::new();
         for id in ids {
             let id = *id.borrow();
             if !engine.was_issued(id) {
@@ -630,7 +631,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (_, task) = submit(engine, f, (), blocking, Handle::Kept, keep_static)?;
+    let (_, task) = submit(engine, f, (), blocking, Handle::Kept, Erase::STATIC)?;
     let task = task.expect("a task with a handle");
     Ok(TaskHandle::new(HandleCore::new(task, Arc::clone(engine))))
 }
@@ -646,7 +647,15 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (_, task) = submit_with(engine, options, f, (), blocking, Handle::Kept, keep_static)?;
+    let (_, task) = submit_with(
+        engine,
+        options,
+        f,
+        (),
+        blocking,
+        Handle::Kept,
+        Erase::STATIC,
+    )?;
     let task = task.expect("a task with a handle");
     Ok(TaskHandle::new(HandleCore::new(task, Arc::clone(engine))))
 }
@@ -657,7 +666,14 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (id, _) = submit(engine, f, (), Blocking::Wait, Handle::Detached, keep_static)?;
+    let (id, _) = submit(
+        engine,
+        f,
+        (),
+        Blocking::Wait,
+        Handle::Detached,
+        Erase::STATIC,
+    )?;
     Ok(id)
 }
 

@@ -16,7 +16,8 @@ use crate::dense::DenseMap;
 use crate::engine::{Blocking, Handle};
 use crate::error::TaskError;
 use crate::manager::TaskManager;
-use crate::submit::{keep_static, submit};
+use crate::submit::submit;
+use crate::task::cell::Erase;
 use crate::task::TaskId;
 use crate::task_set::SetCore;
 
@@ -294,7 +295,7 @@ impl TaskManager {
                     set.sink(),
                     Blocking::Wait,
                     Handle::Kept,
-                    keep_static,
+                    Erase::STATIC,
                 ) {
                     Ok((id, task)) => {
                         set.insert(id, task.expect("a task with a handle"));

@@ -26,13 +26,11 @@
 //! took that shard's lock (close will see the task), or the spawner saw the
 //! flag and backs out: no task slips in unseen.
 
-use std::sync::Arc;
-
 use crate::dense::DenseMap;
 use crate::graveyard::Graveyard;
 use crate::padded::Padded;
 use crate::sync::{thread_local_cell, AtomicBool, Mutex, Ordering};
-use crate::task::cell::Job;
+use crate::task::cell::JobRef;
 use crate::task::TaskId;
 
 /// Producer lanes: a spawning thread inserts only into its lane's shards,
@@ -88,7 +86,7 @@ pub(crate) fn home_for(raw_id: u64) -> u8 {
 /// 64 consecutive ids, and how many of them are registered.
 struct Block {
     live: u32,
-    tasks: Box<[Option<Arc<dyn Job>>; BLOCK as usize]>,
+    tasks: Box<[Option<JobRef>; BLOCK as usize]>,
 }
 
 impl Block {
@@ -146,25 +144,29 @@ impl Registry {
         &self.shards[usize::from(home) % SHARDS]
     }
 
-    /// Inserts `job` in its home shard unless `closing` is set; returns
-    /// whether it did.
-    pub(crate) fn insert_unless(&self, job: Arc<dyn Job>, closing: &AtomicBool) -> bool {
+    /// Inserts a reference to `job` in its home shard unless `closing` is
+    /// set; gives `job` back if it did not.
+    pub(crate) fn insert_unless(
+        &self,
+        job: JobRef,
+        closing: &AtomicBool,
+    ) -> Result<JobRef, JobRef> {
         let header = job.header();
         let (block, index) = place(header.id());
         let mut shard = self.shard(header.home()).lock();
         if closing.load(Ordering::Acquire) {
-            return false;
+            return Err(job);
         }
         let block = shard.block_for_insert(block);
         debug_assert!(block.tasks[index].is_none());
-        block.tasks[index] = Some(job);
+        block.tasks[index] = Some(job.clone());
         block.live += 1;
-        true
+        Ok(job)
     }
 
     /// Removes these tasks (id and home); the tasks they held are returned
     /// so that they are dropped after the lock is released.
-    fn remove_all(&self, entries: &mut Vec<(u8, TaskId)>, dropped: &mut Vec<Arc<dyn Job>>) {
+    fn remove_all(&self, entries: &mut Vec<(u8, TaskId)>, dropped: &mut Vec<JobRef>) {
         entries.sort_unstable();
         let mut rest = &entries[..];
         while let Some(&(home, _)) = rest.first() {
@@ -192,7 +194,7 @@ impl Registry {
     }
 
     /// Removes one task now.
-    pub(crate) fn remove(&self, job: &dyn Job) {
+    pub(crate) fn remove(&self, job: &JobRef) {
         let header = job.header();
         let mut dropped = Vec::new();
         self.remove_all(&mut vec![(header.home(), header.id())], &mut dropped);
@@ -201,7 +203,7 @@ impl Registry {
     /// The task registered under `id`, if any. Its lane is not known (it
     /// is its spawner's): this looks in every lane (a rare call: `cancel`,
     /// `state` and waits by id, not the hot path).
-    pub(crate) fn get(&self, id: TaskId) -> Option<Arc<dyn Job>> {
+    pub(crate) fn get(&self, id: TaskId) -> Option<JobRef> {
         let (block, index) = place(id);
         (0..LANES).find_map(|lane| {
             let shard = self.shard(shard_in_lane(lane, id.get())).lock();
@@ -218,7 +220,7 @@ impl Registry {
 
     /// Every task registered now, in no particular order. Some may have
     /// settled already: callers check the state.
-    pub(crate) fn snapshot(&self) -> Vec<Arc<dyn Job>> {
+    pub(crate) fn snapshot(&self) -> Vec<JobRef> {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
             let shard = shard.lock();
@@ -248,7 +250,7 @@ impl Registry {
 /// A worker's batch of settled tasks waiting to be removed.
 pub(crate) struct Removals {
     ids: Vec<(u8, TaskId)>,
-    dropped: Vec<Arc<dyn Job>>,
+    dropped: Vec<JobRef>,
 }
 
 impl Removals {
@@ -262,7 +264,7 @@ impl Removals {
     }
 
     /// Notes a settled task; removes the batch once it is full.
-    pub(crate) fn push(&mut self, registry: &Registry, graveyard: &Graveyard, job: &dyn Job) {
+    pub(crate) fn push(&mut self, registry: &Registry, graveyard: &Graveyard, job: &JobRef) {
         let header = job.header();
         self.ids.push((header.home(), header.id()));
         if self.ids.len() >= Self::BATCH {
@@ -286,16 +288,19 @@ impl Removals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::cell::{Inline, Task};
+    use crate::task::cell::{Erase, Inline, Task};
 
-    fn job(id: u64) -> Arc<dyn Job> {
-        Arc::new(Task::new(
-            TaskId::new(id).unwrap(),
-            Inline(|| ()),
-            (),
-            false,
-            home_for(id),
-        ))
+    fn job(id: u64) -> JobRef {
+        JobRef::new(
+            Task::new(
+                TaskId::new(id).unwrap(),
+                Inline(|| ()),
+                (),
+                false,
+                home_for(id),
+            ),
+            Erase::STATIC,
+        )
     }
 
     #[test]
@@ -303,7 +308,7 @@ mod tests {
         let registry = Registry::new();
         let open = AtomicBool::new(false);
         for id in 1..=300 {
-            assert!(registry.insert_unless(job(id), &open));
+            assert!(registry.insert_unless(job(id), &open).is_ok());
         }
         assert_eq!(registry.len(), 300);
         assert_eq!(
@@ -319,7 +324,7 @@ mod tests {
         let graveyard = Graveyard::new();
         for id in (1..=300).rev().step_by(2) {
             let job = registry.get(TaskId::new(id).unwrap()).unwrap();
-            removals.push(&registry, &graveyard, &*job);
+            removals.push(&registry, &graveyard, &job);
         }
         removals.flush(&registry, &graveyard);
         graveyard.free_all();
@@ -327,7 +332,7 @@ mod tests {
         assert!(registry.get(TaskId::new(300).unwrap()).is_none());
         assert!(registry.get(TaskId::new(299).unwrap()).is_some());
         let job = registry.get(TaskId::new(299).unwrap()).unwrap();
-        registry.remove(&*job);
+        registry.remove(&job);
         assert!(registry.get(TaskId::new(299).unwrap()).is_none());
         assert_eq!(registry.snapshot().len(), 149);
     }
@@ -336,7 +341,7 @@ mod tests {
     fn closing_refuses_inserts() {
         let registry = Registry::new();
         let closing = AtomicBool::new(true);
-        assert!(!registry.insert_unless(job(1), &closing));
+        assert!(registry.insert_unless(job(1), &closing).is_err());
         assert_eq!(registry.len(), 0);
     }
 }

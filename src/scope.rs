@@ -42,7 +42,7 @@ use crate::manager::TaskManager;
 use crate::map::{Draw, Map, MapCore, MapUnordered};
 use crate::submit::submit;
 use crate::sync::{AtomicUsize, Ordering};
-use crate::task::cell::{Inline, Job, Sink};
+use crate::task::cell::{Erase, Inline, Sink};
 use crate::task::TaskId;
 use crate::task_set::SetCore;
 
@@ -235,13 +235,12 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             sink.clone(),
             Blocking::Wait,
             Handle::Kept,
-            erase,
+            erase(),
         ) {
             Ok((_, task)) => task.expect("a task with a handle"),
             Err(error) if error.kind() == SpawnErrorKind::Closed => {
-                let task: Arc<dyn crate::task::cell::Completion<T> + 'scope> =
-                    self.engine.cancelled_task(Inline(error.into_inner()), sink);
-                task
+                self.engine
+                    .cancelled_task(Inline(error.into_inner()), sink, erase())
             }
             Err(error) => {
                 self.tracker.pending.fetch_sub(1, Ordering::AcqRel);
@@ -327,7 +326,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             tracker.pending.fetch_add(1, Ordering::AcqRel);
             let sink = (ScopeSink(Arc::clone(&tracker)), set.sink());
             Some(
-                match submit(&engine, job, sink, Blocking::Wait, Handle::Kept, erase) {
+                match submit(&engine, job, sink, Blocking::Wait, Handle::Kept, erase()) {
                     Ok((id, task)) => {
                         set.insert(id, task.expect("a task with a handle"));
                         Ok(id)
@@ -363,15 +362,14 @@ impl fmt::Debug for Scope<'_, '_> {
     }
 }
 
-/// Extends a scoped job's lifetime to `'static` so that the run queue and
-/// the registry can carry it.
-fn erase<'scope>(job: Arc<dyn Job + 'scope>) -> Arc<dyn Job + 'static> {
-    // SAFETY: only the lifetime bound of the trait object changes; layout
-    // and vtable are the same. Every use of the job's borrowed data (its
-    // closure, its result when no handle takes it) happens before the task
-    // settles, and the scope does not return before every one of its tasks
-    // has settled (the module docs give the whole argument). What the
-    // `'static` copies may do later, dropping an empty task, touches no
-    // borrowed data.
-    unsafe { std::mem::transmute::<Arc<dyn Job + 'scope>, Arc<dyn Job + 'static>>(job) }
+/// The token that lets a scoped task's references outlive `'scope` in the
+/// run queue and the registry, which hold tasks without a lifetime.
+fn erase<'scope>() -> Erase<'scope> {
+    // SAFETY: every use of a scoped task's borrowed data (its closure, its
+    // value when no handle takes it) happens before the task settles, and
+    // the scope does not return before every one of its tasks has settled
+    // (the module docs give the whole argument). What the references may do
+    // later, freeing an empty task and dropping its sink (which borrows
+    // nothing), touches no borrowed data.
+    unsafe { Erase::scoped() }
 }

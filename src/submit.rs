@@ -10,21 +10,12 @@ use std::time::{Duration, Instant};
 use crate::engine::{current_engine, Blocking, Engine, Event, Handle};
 use crate::error::SpawnError;
 use crate::options::TaskOptions;
-use crate::task::cell::{Boxed, Completion, Inline, Job, Sink, Work, INLINE_LIMIT};
+use crate::task::cell::{Boxed, Erase, Inline, Sink, TaskRef, Work, INLINE_LIMIT};
 use crate::task::TaskId;
 
-/// An accepted task: its id, and its typed side for a handle (`None` when
-/// detached).
-pub(crate) type Spawned<'a, T> = (TaskId, Option<Arc<dyn Completion<T> + 'a>>);
-
-/// Makes the job the registry and the run queue carry (`'static`) out of a
-/// task whose closure lives for `'a`.
-pub(crate) type Erase<'a> = fn(Arc<dyn Job + 'a>) -> Arc<dyn Job>;
-
-/// The erasure of a `'static` task: nothing to do.
-pub(crate) fn keep_static(job: Arc<dyn Job>) -> Arc<dyn Job> {
-    job
-}
+/// An accepted task: its id, and its typed reference for a handle (`None`
+/// when detached).
+pub(crate) type Spawned<T> = (TaskId, Option<TaskRef<T>>);
 
 /// A closure with a `cancel_after`: when it starts, it asks the timer to
 /// flag its task `after` later. Only timed tasks carry this.
@@ -54,7 +45,7 @@ pub(crate) fn submit<'a, F, T, S>(
     blocking: Blocking,
     handle: Handle,
     erase: Erase<'a>,
-) -> Result<Spawned<'a, T>, SpawnError<F>>
+) -> Result<Spawned<T>, SpawnError<F>>
 where
     F: FnOnce() -> T + Send + 'a,
     T: Send + 'a,
@@ -95,7 +86,7 @@ pub(crate) fn submit_with<'a, F, T, S>(
     blocking: Blocking,
     handle: Handle,
     erase: Erase<'a>,
-) -> Result<Spawned<'a, T>, SpawnError<F>>
+) -> Result<Spawned<T>, SpawnError<F>>
 where
     F: FnOnce() -> T + Send + 'a,
     T: Send + 'a,
@@ -170,14 +161,14 @@ fn submit_work<'a, W, T, S, F>(
     start: Option<Instant>,
     erase: Erase<'a>,
     unwrap: impl FnOnce(W) -> F,
-) -> Result<Spawned<'a, T>, SpawnError<F>>
+) -> Result<Spawned<T>, SpawnError<F>>
 where
     W: Work<Output = T> + 'a,
     T: Send + 'a,
     S: Sink + 'a,
 {
-    match engine.submit(work, sink, blocking, handle, start, |task| erase(task)) {
-        Ok((id, task)) => Ok((id, task.map(|task| task as Arc<dyn Completion<T> + 'a>))),
+    match engine.submit(work, sink, blocking, handle, start, erase) {
+        Ok(accepted) => Ok(accepted),
         Err(rejected) => Err(SpawnError::from_parts(
             rejected.kind,
             unwrap(rejected.work),

@@ -17,9 +17,10 @@ use crate::error::{SpawnError, TaskError};
 use crate::handle::HandleCore;
 use crate::manager::TaskManager;
 use crate::options::TaskOptions;
-use crate::submit::{keep_static, submit_with};
+use crate::submit::submit_with;
 use crate::sync::Mutex;
-use crate::task::cell::{Completion, Job, Sink};
+use crate::task::cell::Erase;
+use crate::task::cell::{JobRef, Sink, TaskRef};
 use crate::task::TaskId;
 
 /// A set's completion queue: ids of its tasks that have settled, in the
@@ -102,7 +103,7 @@ impl<'a, T> SetCore<'a, T> {
     }
 
     /// Takes in a task spawned with this set's sink.
-    pub(crate) fn insert(&mut self, id: TaskId, task: Arc<dyn Completion<T> + 'a>) {
+    pub(crate) fn insert(&mut self, id: TaskId, task: TaskRef<T>) {
         self.members
             .insert(id, HandleCore::new(task, Arc::clone(&self.engine)));
         self.unstarted.push_back(id);
@@ -189,7 +190,7 @@ fn next_unstarted<T>(
     engine: &Engine,
     unstarted: &mut VecDeque<TaskId>,
     members: &DenseMap<TaskId, HandleCore<'_, T>>,
-) -> Option<Arc<dyn Job>> {
+) -> Option<JobRef> {
     while let Some(&id) = unstarted.front() {
         if members.contains_key(&id) {
             if let Some(job) = engine.find(id) {
@@ -286,7 +287,7 @@ impl<T: Send + 'static> TaskSet<T> {
             self.core.sink(),
             blocking,
             Handle::Kept,
-            keep_static,
+            Erase::STATIC,
         )?;
         self.core.insert(id, task.expect("a task with a handle"));
         Ok(id)

@@ -176,7 +176,7 @@ impl Engine {
         // Delayed tasks that could not start before the deadline never will.
         if let Some(deadline) = deadline {
             for job in self.timer.take_starts_after(deadline) {
-                self.cancel_if_queued(&*job, |id| self.note_cancelled(id));
+                self.cancel_if_queued(&job, |id| self.note_cancelled(id));
             }
         }
 
@@ -219,8 +219,7 @@ impl Engine {
                     continue;
                 }
                 header.request_cancel();
-                if !self.cancel_if_queued(&**job, |id| self.note_cancelled(id))
-                    && header.is_running()
+                if !self.cancel_if_queued(job, |id| self.note_cancelled(id)) && header.is_running()
                 {
                     abandoned.push(id);
                 }
@@ -281,7 +280,7 @@ impl Engine {
         let mut all = self.registry.snapshot();
         all.sort_by_key(|job| job.header().id());
         for job in &all {
-            self.cancel_if_queued(&**job, |id| self.note_cancelled(id));
+            self.cancel_if_queued(job, |id| self.note_cancelled(id));
         }
         let excluded = self.excluded_now();
         let mut flagged = Vec::new();

@@ -28,6 +28,8 @@ mod wait;
 mod worker;
 
 use std::io;
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,7 +42,7 @@ use crate::panic::log_safely;
 use crate::registry::{self, Registry};
 use crate::stats::Stats;
 use crate::sync::{channel, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, Receiver, Sender};
-use crate::task::cell::{Job, Outcome, Sink, Task, Work};
+use crate::task::cell::{Erase, Head, JobRef, Messages, Outcome, Sink, Task, TaskRef, Work};
 use crate::task::{TaskId, TaskState};
 
 pub(crate) use close::CloseMode;
@@ -54,14 +56,73 @@ use self::timer::Timer;
 use self::wait::Parking;
 use self::worker::Workers;
 
-/// What travels through the run queue.
-pub(crate) enum Message {
+/// What travels through the run queue, in one word (a queued task costs
+/// the channel a pointer): a task's own pointer, or one of two addresses no
+/// task can have (tasks are aligned to 8) for the two orders.
+pub(crate) struct Message(NonNull<Head>);
+
+/// A message opened by the worker that received it.
+pub(crate) enum Opened {
     /// A task to claim and run (skipped if it left the queue already).
-    Run(Arc<dyn Job>),
+    Run(JobRef),
     /// Close: the worker that takes this exits.
     Exit,
     /// Resize: a worker that takes this retires if it is surplus.
     Wake,
+}
+
+const EXIT_TAG: usize = 1;
+const WAKE_TAG: usize = 2;
+
+// SAFETY: a message is a `JobRef` (which is `Send`) or a plain tag.
+unsafe impl Send for Message {}
+
+impl Message {
+    pub(crate) fn run(job: JobRef) -> Message {
+        Message(job.into_raw())
+    }
+
+    pub(crate) fn exit() -> Message {
+        Message::tag(EXIT_TAG)
+    }
+
+    pub(crate) fn wake() -> Message {
+        Message::tag(WAKE_TAG)
+    }
+
+    fn tag(tag: usize) -> Message {
+        Message(NonNull::new(std::ptr::without_provenance_mut(tag)).expect("tags are not zero"))
+    }
+
+    pub(crate) fn open(self) -> Opened {
+        let this = ManuallyDrop::new(self);
+        match this.0.as_ptr().addr() {
+            EXIT_TAG => Opened::Exit,
+            WAKE_TAG => Opened::Wake,
+            // SAFETY: any other address came from `JobRef::into_raw` in
+            // `run`, and `this` is not dropped: the reference moves out once.
+            _ => Opened::Run(unsafe { JobRef::from_raw(this.0) }),
+        }
+    }
+}
+
+impl From<Opened> for Message {
+    fn from(opened: Opened) -> Message {
+        match opened {
+            Opened::Run(job) => Message::run(job),
+            Opened::Exit => Message::exit(),
+            Opened::Wake => Message::wake(),
+        }
+    }
+}
+
+impl Drop for Message {
+    fn drop(&mut self) {
+        // A message dropped unopened (the channel going away with the
+        // engine) gives its task reference back.
+        let this = Message(self.0);
+        drop(this.open());
+    }
 }
 
 /// Whether a spawn may wait for room in a bounded queue.
@@ -85,9 +146,9 @@ pub(crate) struct Rejected<W> {
     pub(crate) source: Option<io::Error>,
 }
 
-/// An accepted task: its id, and the task itself for the handle (`None`
-/// when detached).
-pub(crate) type Accepted<W, S> = (TaskId, Option<Arc<Task<W, S>>>);
+/// An accepted task: its id, and the typed reference for the handle
+/// (`None` when detached).
+pub(crate) type Accepted<T> = (TaskId, Option<TaskRef<T>>);
 
 /// Completed, panicked and cancelled counts, and how many tasks started and
 /// were discarded (for `stats().queued`). Each worker has its own (in its
@@ -171,6 +232,8 @@ pub(crate) struct Engine {
     stopping: AtomicBool,
     close: Mutex<CloseState>,
     timer: Timer,
+    /// Panic messages waiting for their tasks' handles.
+    messages: Messages,
 }
 
 impl Engine {
@@ -195,6 +258,7 @@ impl Engine {
             stopping: AtomicBool::new(false),
             close: Mutex::new(CloseState::Open),
             timer: Timer::default(),
+            messages: Messages::default(),
         })
     }
 
@@ -214,20 +278,21 @@ impl Engine {
 
     /// Reserves a place, registers the task and queues it; hands the
     /// closure back when the engine is closing, the queue is full (and
-    /// `blocking` is `Never`), or no thread can run it. `erase` turns the
-    /// task into the type-erased job the registry and the channel carry.
-    pub(crate) fn submit<W, S>(
+    /// `blocking` is `Never`), or no thread can run it. `erase` is the
+    /// lifetime the closure may borrow for (see `Erase`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn submit<'a, W, S>(
         self: &Arc<Self>,
         work: W,
         sink: S,
         blocking: Blocking,
         handle: Handle,
         start: Option<Instant>,
-        erase: impl Fn(Arc<Task<W, S>>) -> Arc<dyn Job>,
-    ) -> Result<Accepted<W, S>, Rejected<W>>
+        erase: Erase<'a>,
+    ) -> Result<Accepted<W::Output>, Rejected<W>>
     where
-        W: Work,
-        S: Sink,
+        W: Work + 'a,
+        S: Sink + 'a,
     {
         let reject = |kind, work| Rejected {
             kind,
@@ -270,40 +335,44 @@ impl Engine {
         // thread that allocates the next ones (see `graveyard`).
         self.graveyard.free_one();
         let id = TaskId::new(raw_id).expect("task ids start at 1");
-        let task = Arc::new(Task::new(
-            id,
-            work,
-            sink,
-            handle == Handle::Detached,
-            registry::home_for(raw_id),
-        ));
+        let job = JobRef::new(
+            Task::new(
+                id,
+                work,
+                sink,
+                handle == Handle::Detached,
+                registry::home_for(raw_id),
+            ),
+            erase,
+        );
         if start.is_some() {
-            task.header().mark_delayed();
+            job.header().mark_delayed();
         }
-        if !self
-            .registry
-            .insert_unless(erase(Arc::clone(&task)), &self.closing)
-        {
-            self.withdraw();
-            let task = Arc::try_unwrap(task)
-                .ok()
-                .expect("a rejected task is not shared");
-            return Err(reject(SpawnErrorKind::Closed, task.into_work()));
-        }
+        let job = match self.registry.insert_unless(job, &self.closing) {
+            Ok(job) => job,
+            Err(job) => {
+                self.withdraw();
+                // SAFETY: the registry gave back the only reference, to the
+                // queued `Task<W, S>` made above.
+                let work = unsafe { job.reclaim::<W, S>() };
+                return Err(reject(SpawnErrorKind::Closed, work));
+            }
+        };
         log_safely!(Trace, "{id} queued");
         let (job, kept) = match handle {
-            Handle::Detached => (erase(task), None),
-            Handle::Kept => (erase(Arc::clone(&task)), Some(task)),
+            Handle::Detached => (job, None),
+            // SAFETY: the task was made from `W` above.
+            Handle::Kept => {
+                let kept = unsafe { TaskRef::new(&job) };
+                (job, Some(kept))
+            }
         };
         match start {
             None => self.enqueue(job),
             Some(at) => {
-                if !self
-                    .timer
-                    .schedule(self, at, Event::Start(Arc::clone(&job)))
-                {
+                if !self.timer.schedule(self, at, Event::Start(job.clone())) {
                     // The engine stopped meanwhile: it will never start.
-                    self.cancel_if_queued(&*job, |_| ());
+                    self.cancel_if_queued(&job, |_| ());
                 }
             }
         }
@@ -334,8 +403,8 @@ impl Engine {
 
     /// Puts an accepted, registered task at the back of the run queue, and
     /// makes sure someone will take it.
-    pub(crate) fn enqueue(self: &Arc<Self>, job: Arc<dyn Job>) {
-        self.post(Message::Run(job));
+    pub(crate) fn enqueue(self: &Arc<Self>, job: JobRef) {
+        self.post(Message::run(job));
         self.after_enqueue();
     }
 
@@ -358,19 +427,27 @@ impl Engine {
     /// a close had cancelled it (for a scope's `spawn`, which must return a
     /// handle): it uses up an id, its closure is dropped here, and its
     /// handle will see `Cancelled`.
-    pub(crate) fn cancelled_task<W: Work, S: Sink>(&self, work: W, sink: S) -> Arc<Task<W, S>> {
+    pub(crate) fn cancelled_task<'a, W: Work + 'a, S: Sink + 'a>(
+        &self,
+        work: W,
+        sink: S,
+        erase: Erase<'a>,
+    ) -> TaskRef<W::Output> {
         let id = TaskId::new(self.counts.burn_id()).expect("task ids start at 1");
-        let task = Arc::new(Task::new(
-            id,
-            work,
-            sink,
-            false,
-            registry::home_for(id.get()),
-        ));
-        if let Some(claim) = task.header().try_cancel() {
-            task.discard(claim, &worker::RefusedCx(self));
+        let job = JobRef::new(
+            Task::new(id, work, sink, false, registry::home_for(id.get())),
+            erase,
+        );
+        if let Some(claim) = job.header().try_cancel() {
+            job.discard(claim, &worker::RefusedCx(self));
         }
-        task
+        // SAFETY: the task was made from `W` above.
+        unsafe { TaskRef::new(&job) }
+    }
+
+    /// Where panic messages wait for their handles.
+    pub(crate) fn messages(&self) -> &Messages {
+        &self.messages
     }
 
     /// Wakes every waiter (a task set or a scope saw one of its tasks
@@ -396,7 +473,7 @@ impl Engine {
     /// its handle will see `Cancelled`. `before_drop` runs once the cancel is
     /// won, before any user code (the closure's `Drop`) runs. True if this
     /// call cancelled it.
-    pub(crate) fn cancel_if_queued(&self, job: &dyn Job, before_drop: impl FnOnce(TaskId)) -> bool {
+    pub(crate) fn cancel_if_queued(&self, job: &JobRef, before_drop: impl FnOnce(TaskId)) -> bool {
         let header = job.header();
         let Some(claim) = header.try_cancel() else {
             return false;
@@ -409,7 +486,7 @@ impl Engine {
 
     /// Asks a task to stop; cancels it outright if it has not started.
     /// True if it was still queued or running.
-    pub(crate) fn cancel_job(&self, job: &dyn Job) -> bool {
+    pub(crate) fn cancel_job(&self, job: &JobRef) -> bool {
         let header = job.header();
         header.request_cancel();
         self.cancel_if_queued(job, |_| ()) || header.is_running()
@@ -417,7 +494,7 @@ impl Engine {
 
     pub(crate) fn cancel(&self, id: TaskId) -> bool {
         match self.registry.get(id) {
-            Some(job) => self.cancel_job(&*job),
+            Some(job) => self.cancel_job(&job),
             None => false,
         }
     }
@@ -430,7 +507,7 @@ impl Engine {
         let all = self.registry.snapshot();
         let mut reached = Vec::new();
         for job in &all {
-            self.cancel_if_queued(&**job, |id| reached.push(id));
+            self.cancel_if_queued(job, |id| reached.push(id));
         }
         for job in &all {
             let header = job.header();
@@ -456,7 +533,7 @@ impl Engine {
     }
 
     /// The task registered under `id`, if it is not settled and gone.
-    pub(crate) fn find(&self, id: TaskId) -> Option<Arc<dyn Job>> {
+    pub(crate) fn find(&self, id: TaskId) -> Option<JobRef> {
         self.registry.get(id)
     }
 

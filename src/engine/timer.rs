@@ -17,13 +17,13 @@ use super::Engine;
 use crate::panic::log_safely;
 use crate::sync::thread::{self, JoinHandle};
 use crate::sync::{Condvar, Mutex};
-use crate::task::cell::Job;
+use crate::task::cell::JobRef;
 use crate::task::TaskId;
 
 /// What the timer does when an event's time comes.
 pub(crate) enum Event {
     /// A delayed task's start time: put it in the run queue.
-    Start(Arc<dyn Job>),
+    Start(JobRef),
     /// `cancel_at`: cancel the task if queued, flag it if running.
     CancelAt(TaskId),
     /// `cancel_after`: flag the task if it still runs.
@@ -117,7 +117,7 @@ impl Timer {
 
     /// The delayed tasks whose start time is after `deadline`, taken out of
     /// the heap (close cancels them at once).
-    pub(crate) fn take_starts_after(&self, deadline: Instant) -> Vec<Arc<dyn Job>> {
+    pub(crate) fn take_starts_after(&self, deadline: Instant) -> Vec<JobRef> {
         let mut state = self.state.lock();
         let (late, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut state.heap)
             .into_vec()
@@ -195,7 +195,7 @@ impl Engine {
             }
             Event::CancelAt(id) => {
                 if let Some(job) = self.find(id) {
-                    self.cancel_job(&*job);
+                    self.cancel_job(&job);
                 }
             }
             Event::Flag(id) => {

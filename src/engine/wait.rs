@@ -45,11 +45,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::worker::{own_slot, Slot};
-use super::{Engine, Message, StatCounters};
+use super::{Engine, Opened, StatCounters};
 use crate::current;
 use crate::padded::Padded;
 use crate::sync::{fence, AtomicUsize, Condvar, Mutex, Ordering};
-use crate::task::cell::Job;
+use crate::task::cell::JobRef;
 use crate::task::TaskId;
 
 /// The longest a helping waiter sleeps without looking at the queue again:
@@ -185,7 +185,7 @@ impl Drop for Parked<'_> {
 
 /// What the oldest message in the queue turned out to be.
 enum Taken {
-    Job(Arc<dyn Job>),
+    Job(JobRef),
     /// A control message for a worker, put back: nothing to run now.
     Control,
     Nothing,
@@ -270,7 +270,7 @@ impl Engine {
         park: Park,
         deadline: Option<Instant>,
         ready: &mut dyn FnMut(bool) -> bool,
-        targets: &mut dyn FnMut() -> Option<Arc<dyn Job>>,
+        targets: &mut dyn FnMut() -> Option<JobRef>,
     ) -> bool {
         if ready(false) {
             return true;
@@ -367,16 +367,18 @@ impl Engine {
     fn take_oldest(&self) -> Taken {
         loop {
             match self.receiver.try_recv() {
-                Ok(Message::Run(job)) => {
-                    if job.header().is_queued() {
-                        return Taken::Job(job);
+                Ok(message) => match message.open() {
+                    Opened::Run(job) => {
+                        if job.header().is_queued() {
+                            return Taken::Job(job);
+                        }
                     }
-                }
-                Ok(other) => {
-                    // Meant for a worker: put it back for one.
-                    self.post(other);
-                    return Taken::Control;
-                }
+                    other => {
+                        // Meant for a worker: put it back for one.
+                        self.post(other.into());
+                        return Taken::Control;
+                    }
+                },
                 Err(_) => return Taken::Nothing,
             }
         }
@@ -384,7 +386,7 @@ impl Engine {
 
     /// Claims `job` and runs it on this (parked) thread; false if someone
     /// else claimed it first.
-    fn run_here(&self, job: Arc<dyn Job>, slot: &Slot) -> bool {
+    fn run_here(&self, job: JobRef, slot: &Slot) -> bool {
         let header = job.header();
         let previous = slot.current.load(Ordering::Acquire);
         let Some(claim) = header.try_start() else {

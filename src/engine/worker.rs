@@ -13,11 +13,11 @@
 //! at least `min(active, limit)` threads, and every thread that is not busy
 //! is asleep in `idle` or on its way there.
 //!
-//! A thread leaves in one of three ways: close sends one [`Message::Exit`]
+//! A thread leaves in one of three ways: close sends one exit message
 //! per thread; with `keep_alive` an idle thread retires when its receive
 //! times out (unless work arrived meanwhile); after `set_max_tasks` lowered
 //! the limit, a surplus thread retires before it takes its next task, and
-//! idle surplus threads are woken with [`Message::Wake`] to do so.
+//! idle surplus threads are woken with wake message to do so.
 
 use std::cell::RefCell;
 use std::io;
@@ -25,7 +25,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use super::idle::Next;
-use super::{Engine, Message, StatCounters};
+use super::{Engine, Message, Opened, StatCounters};
 use crate::current;
 use crate::hooks::{Hooks, PanicReport};
 use crate::padded::Padded;
@@ -34,7 +34,7 @@ use crate::registry::Removals;
 use crate::stats::Stats;
 use crate::sync::thread::{self, JoinHandle};
 use crate::sync::{AtomicU64, Ordering};
-use crate::task::cell::{Context, Job, Outcome};
+use crate::task::cell::{Context, JobRef, Messages, Outcome};
 use crate::task::{Claim, TaskId};
 
 /// One worker's view to the outside.
@@ -205,6 +205,10 @@ impl Context for RunCx<'_> {
     fn wake_waiters(&self) {
         self.engine.parking.notify_all();
     }
+
+    fn messages(&self) -> &Messages {
+        self.engine.messages()
+    }
 }
 
 /// How a cancelled task reports back, on whatever thread cancelled it.
@@ -237,6 +241,10 @@ impl Context for CancelCx<'_> {
     fn wake_waiters(&self) {
         self.0.parking.notify_all();
     }
+
+    fn messages(&self) -> &Messages {
+        self.0.messages()
+    }
 }
 
 /// How a spawn refused by a closed engine reports its cancellation: the
@@ -267,6 +275,10 @@ impl Context for RefusedCx<'_> {
 
     fn wake_waiters(&self) {
         self.0.parking.notify_all();
+    }
+
+    fn messages(&self) -> &Messages {
+        self.0.messages()
     }
 }
 
@@ -392,22 +404,24 @@ impl Engine {
                         break;
                     }
                 }
-                Next::Message(Message::Run(job)) => {
-                    if self.is_surplus() && self.try_retire(Retire::Surplus, &slot) {
-                        // Hand the job on to a thread that stays.
-                        self.enqueue(job);
-                        retired = true;
-                        break;
+                Next::Message(message) => match message.open() {
+                    Opened::Run(job) => {
+                        if self.is_surplus() && self.try_retire(Retire::Surplus, &slot) {
+                            // Hand the job on to a thread that stays.
+                            self.enqueue(job);
+                            retired = true;
+                            break;
+                        }
+                        self.process(job, &slot, &mut removals);
                     }
-                    self.process(job, &slot, &mut removals);
-                }
-                Next::Message(Message::Wake) => {
-                    if self.is_surplus() && self.try_retire(Retire::Surplus, &slot) {
-                        retired = true;
-                        break;
+                    Opened::Wake => {
+                        if self.is_surplus() && self.try_retire(Retire::Surplus, &slot) {
+                            retired = true;
+                            break;
+                        }
                     }
-                }
-                Next::Message(Message::Exit) => break,
+                    Opened::Exit => break,
+                },
             }
         }
         removals.flush(&self.registry, &self.graveyard);
@@ -465,7 +479,7 @@ impl Engine {
     }
 
     /// Claims and runs one job taken from the queue.
-    fn process(&self, job: Arc<dyn Job>, slot: &Slot, removals: &mut Removals) {
+    fn process(&self, job: JobRef, slot: &Slot, removals: &mut Removals) {
         let header = job.header();
         if !header.is_queued() {
             return; // cancelled, or already run by a helping waiter
@@ -495,7 +509,7 @@ impl Engine {
     /// registry entry goes, then the task counts as settled.
     pub(super) fn execute(
         &self,
-        job: &Arc<dyn Job>,
+        job: &JobRef,
         claim: Claim<'_>,
         slot: &Slot,
         removals: Option<&mut Removals>,
@@ -515,8 +529,8 @@ impl Engine {
         };
         log_safely!(Trace, "{id} finished: {outcome:?}");
         match removals {
-            Some(removals) => removals.push(&self.registry, &self.graveyard, &**job),
-            None => self.registry.remove(&**job),
+            Some(removals) => removals.push(&self.registry, &self.graveyard, job),
+            None => self.registry.remove(job),
         }
     }
 
@@ -529,7 +543,7 @@ impl Engine {
 
     /// Settles a task whose cancellation this thread won: drops its
     /// closure, counts it, and hands `Cancelled` over.
-    pub(super) fn settle_cancelled(&self, job: &dyn Job, claim: Claim<'_>) {
+    pub(super) fn settle_cancelled(&self, job: &JobRef, claim: Claim<'_>) {
         let id = job.header().id();
         if self.counts.left_queue_cancelled() {
             self.space_freed();
@@ -573,7 +587,7 @@ impl Engine {
             // read the old limit): one wake per thread now surplus.
             let _workers = self.workers.lock();
             let alive = self.threads_alive.load(Ordering::Acquire);
-            self.post_to_every(alive.saturating_sub(limit), || Message::Wake);
+            self.post_to_every(alive.saturating_sub(limit), Message::wake);
         }
     }
 
@@ -586,7 +600,7 @@ impl Engine {
         let to_join = {
             let mut workers = self.workers.lock();
             workers.stopped = true;
-            self.post_to_every(workers.threads.len(), || Message::Exit);
+            self.post_to_every(workers.threads.len(), Message::exit);
             let (keep, join): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut workers.threads)
                 .into_iter()
                 .partition(|entry| {

@@ -23,7 +23,14 @@
 //!          JOIN_WAITING      someone sleeps on the engine's parking gate for it
 //!          DELAYED           queued, but not before its start time: only
 //!                            the timer may put it in the run queue
+//!   fields:  OUTCOME         how it ended (completed, panicked, cancelled):
+//!                            written with PUBLISHED, read by the handle
+//!          TAKEN             the handle took or dropped the result
+//!          HOME (high byte)  the registry shard it lives in; never changes
 //! ```
+//!
+//! The word sits beside the task's reference count and id in [`Header`],
+//! 16 bytes at the front of the task's one allocation (see `cell`).
 //!
 //! Leaving `QUEUED` is a compare-and-swap, so exactly one party wins it and
 //! receives a [`Claim`]: the proof, checked by the type system, that it alone
@@ -131,6 +138,47 @@ const PUBLISHED: u32 = 1 << 3;
 const DETACHED: u32 = 1 << 4;
 const JOIN_WAITING: u32 = 1 << 5;
 const DELAYED: u32 = 1 << 6;
+const OUTCOME: u32 = 0b11 << 7;
+const TAKEN: u32 = 1 << 9;
+const HOME_SHIFT: u32 = 24;
+
+/// How a task ended, as the state word's OUTCOME field holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Its closure returned: the cell holds the value.
+    Returned,
+    /// Its closure panicked: the message is kept beside the task.
+    Panicked,
+    /// It never started.
+    Cancelled,
+}
+
+impl Ending {
+    fn bits(self) -> u32 {
+        (match self {
+            Ending::Returned => 1,
+            Ending::Panicked => 2,
+            Ending::Cancelled => 3,
+        }) << 7
+    }
+
+    fn from_bits(state: u32) -> Option<Ending> {
+        match (state & OUTCOME) >> 7 {
+            1 => Some(Ending::Returned),
+            2 => Some(Ending::Panicked),
+            3 => Some(Ending::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// What a task's cell holds when its memory is freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Leftover {
+    Nothing,
+    Closure,
+    Value,
+}
 
 /// The exclusive right to a task's cell, won by leaving `QUEUED`. Only
 /// [`Header::try_start`] and [`Header::try_cancel`] make one, and the cell's
@@ -148,22 +196,26 @@ impl Claim<'_> {
     }
 }
 
-/// What every task has whatever its closure and result types: its id and
-/// its state word.
+/// What every task has whatever its closure and result types: its state
+/// word, its reference count and its id (16 bytes).
+#[repr(C)]
 pub(crate) struct Header {
-    id: TaskId,
     state: AtomicU32,
-    /// The registry shard the task lives in (from its id, kept at hand).
-    home: u8,
+    /// References to the task: the registry's, the run queue's, the
+    /// handle's, and any a caller holds for a moment (see `cell::JobRef`).
+    refs: AtomicU32,
+    id: TaskId,
 }
 
 impl Header {
-    /// A queued task; `detached` when no handle will ever exist.
+    /// A queued task with one reference; `detached` when no handle will
+    /// ever exist; `home` is its registry shard.
     pub(crate) fn new(id: TaskId, detached: bool, home: u8) -> Header {
+        let flags = if detached { DETACHED } else { QUEUED };
         Header {
+            state: AtomicU32::new(flags | u32::from(home) << HOME_SHIFT),
+            refs: AtomicU32::new(1),
             id,
-            state: AtomicU32::new(if detached { DETACHED } else { QUEUED }),
-            home,
         }
     }
 
@@ -171,8 +223,36 @@ impl Header {
         self.id
     }
 
+    /// The registry shard the task lives in (set at spawn, never changed).
     pub(crate) fn home(&self) -> u8 {
-        self.home
+        (self.state.load(Ordering::Relaxed) >> HOME_SHIFT) as u8
+    }
+
+    /// One more reference. Relaxed, as for `Arc`: a new reference is made
+    /// from an existing one, which keeps the task alive meanwhile.
+    pub(crate) fn add_ref(&self) {
+        let before = self.refs.fetch_add(1, Ordering::Relaxed);
+        // A count near overflow means references leak: stop rather than
+        // free a task that is still referenced.
+        if before > u32::MAX / 2 {
+            std::process::abort();
+        }
+    }
+
+    /// One reference fewer; true if it was the last (the caller frees the
+    /// task). Release, then acquire on the last one, as for `Arc`: every
+    /// use of the task happens before its memory is freed.
+    pub(crate) fn drop_ref(&self) -> bool {
+        if self.refs.fetch_sub(1, Ordering::Release) != 1 {
+            return false;
+        }
+        crate::sync::fence(Ordering::Acquire);
+        true
+    }
+
+    /// Whether the caller holds the only reference.
+    pub(crate) fn is_unique(&self) -> bool {
+        self.refs.load(Ordering::Acquire) == 1
     }
 
     fn phase(&self) -> u32 {
@@ -220,7 +300,8 @@ impl Header {
     /// The detach RMW and this CAS are totally ordered on the one word:
     /// either the handle sees `PUBLISHED` and takes or drops the result
     /// itself, or this sees `DETACHED` and the owner drops it.
-    pub(crate) fn hand_over(&self) -> bool {
+    /// `ending` is written with the flag, for the handle to read.
+    pub(crate) fn hand_over(&self, ending: Ending) -> bool {
         let mut current = self.state.load(Ordering::Acquire);
         loop {
             if current & DETACHED != 0 {
@@ -228,7 +309,7 @@ impl Header {
             }
             match self.state.compare_exchange_weak(
                 current,
-                current | PUBLISHED,
+                current | PUBLISHED | ending.bits(),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -247,10 +328,59 @@ impl Header {
         before & JOIN_WAITING != 0
     }
 
-    /// The handle goes away: true if the result was already published (and
-    /// the handle must drop it).
-    pub(crate) fn detach(&self) -> bool {
-        self.state.fetch_or(DETACHED, Ordering::AcqRel) & PUBLISHED != 0
+    /// The handle goes away: how the task ended if the result was already
+    /// published (and the handle must drop it), `None` if not.
+    pub(crate) fn detach(&self) -> Option<Ending> {
+        let before = self.state.fetch_or(DETACHED, Ordering::AcqRel);
+        if before & PUBLISHED != 0 {
+            Ending::from_bits(before)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the handle has gone away (the owner then keeps no panic
+    /// message for it).
+    pub(crate) fn is_detached(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & DETACHED != 0
+    }
+
+    /// How a published task ended (acquire: the result is visible then);
+    /// `None` before publication.
+    pub(crate) fn ending(&self) -> Option<Ending> {
+        let state = self.state.load(Ordering::Acquire);
+        if state & PUBLISHED != 0 {
+            Ending::from_bits(state)
+        } else {
+            None
+        }
+    }
+
+    /// The handle took or dropped the result: the cell is empty.
+    pub(crate) fn mark_taken(&self) {
+        self.state.fetch_or(TAKEN, Ordering::Relaxed);
+    }
+
+    /// What the cell holds when the last reference goes: the closure if the
+    /// task never left the queue, the value if it returned, was published
+    /// and the handle neither took nor dropped it.
+    pub(crate) fn leftover(&self) -> Leftover {
+        let state = self.state.load(Ordering::Acquire);
+        if state & PHASE == QUEUED {
+            Leftover::Closure
+        } else if state & (PUBLISHED | TAKEN) == PUBLISHED
+            && Ending::from_bits(state) == Some(Ending::Returned)
+        {
+            Leftover::Value
+        } else {
+            Leftover::Nothing
+        }
+    }
+
+    /// A task that was never shared gives its closure back: it reads as
+    /// settled with nothing in its cell.
+    pub(crate) fn mark_withdrawn(&self) {
+        self.state.fetch_or(FINISHED | TAKEN, Ordering::Relaxed);
     }
 
     /// A waiter announces itself before sleeping on the parking gate; true
@@ -313,6 +443,7 @@ impl Header {
 
     /// The result is ready for the handle (acquire: the cell's contents
     /// are visible once this is true).
+    #[cfg(test)]
     pub(crate) fn is_published(&self) -> bool {
         self.state.load(Ordering::Acquire) & PUBLISHED != 0
     }
@@ -339,19 +470,25 @@ mod tests {
     fn hand_over_then_detach_leaves_the_result_to_the_handle() {
         let h = header();
         let _claim = h.try_start().unwrap();
-        assert!(h.hand_over());
+        assert!(h.hand_over(Ending::Returned));
         assert_eq!(h.task_state(), TaskState::Running, "until settled");
         assert!(!h.finish());
         assert_eq!(h.task_state(), TaskState::Finished);
-        assert!(h.detach(), "the handle drops a published result");
+        assert_eq!(h.leftover(), Leftover::Value);
+        assert_eq!(
+            h.detach(),
+            Some(Ending::Returned),
+            "the handle drops a published result"
+        );
     }
 
     #[test]
     fn detach_then_hand_over_leaves_the_result_to_the_owner() {
         let h = header();
         let _claim = h.try_start().unwrap();
-        assert!(!h.detach());
-        assert!(!h.hand_over());
+        assert_eq!(h.detach(), None);
+        assert!(!h.hand_over(Ending::Returned));
+        assert_eq!(h.leftover(), Leftover::Nothing);
         assert!(!h.announce_waiter());
         assert!(h.finish(), "the waiter is woken");
         assert!(h.announce_waiter(), "and sees the task done");
@@ -362,9 +499,24 @@ mod tests {
         let h = header();
         let _claim = h.try_cancel().unwrap();
         assert_eq!(h.task_state(), TaskState::Finished);
-        assert!(h.hand_over());
+        assert!(h.hand_over(Ending::Cancelled));
         assert!(!h.is_done());
         h.finish();
         assert!(h.is_published() && h.is_done());
+        assert_eq!(h.ending(), Some(Ending::Cancelled));
+        assert_eq!(h.leftover(), Leftover::Nothing);
+    }
+
+    #[test]
+    fn the_home_survives_every_flag() {
+        let h = Header::new(TaskId::new(9).unwrap(), true, 31);
+        assert_eq!(h.home(), 31);
+        h.request_cancel();
+        let _claim = h.try_start().unwrap();
+        h.hand_over(Ending::Panicked);
+        h.finish();
+        assert_eq!(h.home(), 31);
+        assert_eq!(h.leftover(), Leftover::Nothing);
+        assert_eq!(h.ending(), None, "a detached task publishes nothing");
     }
 }
