@@ -98,24 +98,64 @@ impl Block {
     }
 }
 
-/// A shard's blocks, and one spare: a block that empties is kept for the
-/// shard's next new block rather than freed (a spawner would allocate a
-/// block every 64 tasks, and a worker free it: a cross-thread free the
-/// allocator pays for on the spawner's next allocations).
+/// A shard's blocks: the one inserts go to now, the others by number, and
+/// one spare. The spawner fills one block at a time, so the block it fills
+/// is kept apart (its *hot* block): an insert finds it without hashing. A
+/// block that empties is kept for the shard's next new block rather than
+/// freed (a spawner would allocate a block every 64 tasks, and a worker
+/// free it: a cross-thread free the allocator pays for on the spawner's
+/// next allocations).
 #[derive(Default)]
 struct Shard {
+    hot: Option<(u64, Block)>,
     blocks: DenseMap<u64, Block>,
     spare: Option<Block>,
 }
 
 impl Shard {
     fn block_for_insert(&mut self, number: u64) -> &mut Block {
-        let spare = &mut self.spare;
-        self.blocks
-            .entry(number)
-            .or_insert_with(|| spare.take().unwrap_or_else(Block::new))
+        if !matches!(&self.hot, Some((hot, _)) if *hot == number) {
+            if let Some((old, block)) = self.hot.take() {
+                if block.live == 0 {
+                    self.spare.get_or_insert(block);
+                } else {
+                    self.blocks.insert(old, block);
+                }
+            }
+            let block = self
+                .blocks
+                .remove(&number)
+                .or_else(|| self.spare.take())
+                .unwrap_or_else(Block::new);
+            self.hot = Some((number, block));
+        }
+        &mut self.hot.as_mut().expect("made hot above").1
     }
 
+    fn block(&self, number: u64) -> Option<&Block> {
+        match &self.hot {
+            Some((hot, block)) if *hot == number => Some(block),
+            _ => self.blocks.get(&number),
+        }
+    }
+
+    fn block_mut(&mut self, number: u64) -> Option<&mut Block> {
+        match &mut self.hot {
+            Some((hot, block)) if *hot == number => Some(block),
+            _ => self.blocks.get_mut(&number),
+        }
+    }
+
+    /// Every block, hot or not.
+    fn all_blocks(&self) -> impl Iterator<Item = &Block> {
+        self.hot
+            .iter()
+            .map(|(_, block)| block)
+            .chain(self.blocks.values())
+    }
+
+    /// A block emptied: kept as the spare, unless it is the hot one, which
+    /// stays where the spawner is inserting.
     fn release(&mut self, number: u64) {
         if let Some(block) = self.blocks.remove(&number) {
             debug_assert_eq!(block.live, 0);
@@ -144,13 +184,9 @@ impl Registry {
         &self.shards[usize::from(home) % SHARDS]
     }
 
-    /// Inserts a reference to `job` in its home shard unless `closing` is
-    /// set; gives `job` back if it did not.
-    pub(crate) fn insert_unless(
-        &self,
-        job: JobRef,
-        closing: &AtomicBool,
-    ) -> Result<JobRef, JobRef> {
+    /// Inserts `job` in its home shard unless `closing` is set; gives it
+    /// back if it did not.
+    pub(crate) fn insert_unless(&self, job: JobRef, closing: &AtomicBool) -> Result<(), JobRef> {
         let header = job.header();
         let (block, index) = place(header.id());
         let mut shard = self.shard(header.home()).lock();
@@ -159,9 +195,9 @@ impl Registry {
         }
         let block = shard.block_for_insert(block);
         debug_assert!(block.tasks[index].is_none());
-        block.tasks[index] = Some(job.clone());
+        block.tasks[index] = Some(job);
         block.live += 1;
-        Ok(job)
+        Ok(())
     }
 
     /// Removes these tasks (id and home); the tasks they held are returned
@@ -177,7 +213,7 @@ impl Registry {
             let mut shard = self.shard(home).lock();
             for &(_, id) in &rest[..end] {
                 let (block_no, index) = place(id);
-                if let Some(block) = shard.blocks.get_mut(&block_no) {
+                if let Some(block) = shard.block_mut(block_no) {
                     if let Some(job) = block.tasks[index].take() {
                         dropped.push(job);
                         block.live -= 1;
@@ -207,7 +243,7 @@ impl Registry {
         let (block, index) = place(id);
         (0..LANES).find_map(|lane| {
             let shard = self.shard(shard_in_lane(lane, id.get())).lock();
-            shard.blocks.get(&block)?.tasks[index].clone()
+            shard.block(block)?.tasks[index].clone()
         })
     }
 
@@ -224,7 +260,7 @@ impl Registry {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
             let shard = shard.lock();
-            for block in shard.blocks.values() {
+            for block in shard.all_blocks() {
                 all.extend(block.tasks.iter().flatten().cloned());
             }
         }
@@ -238,8 +274,7 @@ impl Registry {
             .map(|shard| {
                 shard
                     .lock()
-                    .blocks
-                    .values()
+                    .all_blocks()
                     .map(|block| block.live as usize)
                     .sum::<usize>()
             })

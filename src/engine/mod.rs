@@ -335,38 +335,39 @@ impl Engine {
         // thread that allocates the next ones (see `graveyard`).
         self.graveyard.free_one();
         let id = TaskId::new(raw_id).expect("task ids start at 1");
-        let job = JobRef::new(
-            Task::new(
-                id,
-                work,
-                sink,
-                handle == Handle::Detached,
-                registry::home_for(raw_id),
-            ),
-            erase,
+        let task = Task::new(
+            id,
+            work,
+            sink,
+            handle == Handle::Detached,
+            registry::home_for(raw_id),
         );
         if start.is_some() {
-            job.header().mark_delayed();
+            task.header().mark_delayed();
         }
-        let job = match self.registry.insert_unless(job, &self.closing) {
-            Ok(job) => job,
-            Err(job) => {
-                self.withdraw();
-                // SAFETY: the registry gave back the only reference, to the
-                // queued `Task<W, S>` made above.
-                let work = unsafe { job.reclaim::<W, S>() };
-                return Err(reject(SpawnErrorKind::Closed, work));
+        // The references the task starts with: the run queue's (or the
+        // timer's), the registry's, and the handle's if there is one.
+        let (job, registered, kept) = match handle {
+            Handle::Detached => {
+                let [job, registered] = JobRef::new_many(task, erase);
+                (job, registered, None)
             }
-        };
-        log_safely!(Trace, "{id} queued");
-        let (job, kept) = match handle {
-            Handle::Detached => (job, None),
-            // SAFETY: the task was made from `W` above.
             Handle::Kept => {
-                let kept = unsafe { TaskRef::new(&job) };
-                (job, Some(kept))
+                let [job, registered, kept] = JobRef::new_many(task, erase);
+                (job, registered, Some(kept))
             }
         };
+        if let Err(registered) = self.registry.insert_unless(registered, &self.closing) {
+            drop((job, kept));
+            self.withdraw();
+            // SAFETY: the registry gave back the only reference left, to
+            // the queued `Task<W, S>` made above.
+            let work = unsafe { registered.reclaim::<W, S>() };
+            return Err(reject(SpawnErrorKind::Closed, work));
+        }
+        log_safely!(Trace, "{id} queued");
+        // SAFETY: the task was made from `W` above.
+        let kept = kept.map(|kept| unsafe { TaskRef::from_job(kept) });
         match start {
             None => self.enqueue(job),
             Some(at) => {
@@ -442,7 +443,7 @@ impl Engine {
             job.discard(claim, &worker::RefusedCx(self));
         }
         // SAFETY: the task was made from `W` above.
-        unsafe { TaskRef::new(&job) }
+        unsafe { TaskRef::from_job(job) }
     }
 
     /// Where panic messages wait for their handles.

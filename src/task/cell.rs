@@ -450,16 +450,33 @@ unsafe impl Sync for JobRef {}
 
 impl JobRef {
     /// Moves `task` to the heap; the reference returned is its first.
-    pub(crate) fn new<'a, W, S>(task: Task<W, S>, _lifetime: Erase<'a>) -> JobRef
+    pub(crate) fn new<'a, W, S>(task: Task<W, S>, lifetime: Erase<'a>) -> JobRef
     where
         W: Work + 'a,
         S: Sink + 'a,
     {
+        let [job] = JobRef::new_many(task, lifetime);
+        job
+    }
+
+    /// Moves `task` to the heap with `N` references to it, counted in one
+    /// store rather than a read-modify-write each (for the spawn path: the
+    /// registry's, the run queue's, the handle's).
+    pub(crate) fn new_many<'a, W, S, const N: usize>(
+        task: Task<W, S>,
+        _lifetime: Erase<'a>,
+    ) -> [JobRef; N]
+    where
+        W: Work + 'a,
+        S: Sink + 'a,
+    {
+        const { assert!(N >= 1) };
         let block = Box::into_raw(Box::new(task));
         // SAFETY: `Box::into_raw` is never null; `Task` starts with its head.
-        JobRef {
-            head: unsafe { NonNull::new_unchecked(block) }.cast::<Head>(),
-        }
+        let head = unsafe { NonNull::new_unchecked(block) }.cast::<Head>();
+        // SAFETY: the block is alive, and not shared yet.
+        unsafe { head.as_ref() }.header.init_refs(N as u32);
+        std::array::from_fn(|_| JobRef { head })
     }
 
     fn head(&self) -> &Head {
@@ -544,14 +561,14 @@ pub(crate) struct TaskRef<T> {
 }
 
 impl<T> TaskRef<T> {
-    /// Another, typed, reference to the task `job` refers to.
+    /// `job`, typed.
     ///
     /// # Safety
     ///
     /// The task's closure returns `T`.
-    pub(crate) unsafe fn new(job: &JobRef) -> TaskRef<T> {
+    pub(crate) unsafe fn from_job(job: JobRef) -> TaskRef<T> {
         TaskRef {
-            job: job.clone(),
+            job,
             _value: PhantomData,
         }
     }
@@ -651,10 +668,9 @@ mod tests {
 
     /// A task with a handle: the job and the typed reference.
     fn with_handle<W: Work + 'static>(work: W) -> (JobRef, TaskRef<W::Output>) {
-        let job = JobRef::new(Task::new(id(), work, (), false, 0), Erase::STATIC);
+        let [job, handle] = JobRef::new_many(Task::new(id(), work, (), false, 0), Erase::STATIC);
         // SAFETY: the task was made from `W` just now.
-        let handle = unsafe { TaskRef::new(&job) };
-        (job, handle)
+        (job, unsafe { TaskRef::from_job(handle) })
     }
 
     #[test]

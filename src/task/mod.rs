@@ -250,6 +250,11 @@ impl Header {
         true
     }
 
+    /// Sets the count of a task nobody else can see yet.
+    pub(crate) fn init_refs(&self, refs: u32) {
+        self.refs.store(refs, Ordering::Relaxed);
+    }
+
     /// Whether the caller holds the only reference.
     pub(crate) fn is_unique(&self) -> bool {
         self.refs.load(Ordering::Acquire) == 1
