@@ -6,15 +6,17 @@
 //!
 //! # Why borrowing is sound
 //!
-//! The run queue and the registry hold jobs as `Arc<dyn Job + 'static>`,
-//! while a scoped job's closure and result may borrow for `'scope`:
-//! [`erase`] changes only that lifetime bound, and is the one lifetime
-//! `unsafe` of the crate. It is sound because of one rule and one count:
+//! The run queue and the registry hold tasks as `JobRef`s, which have no
+//! lifetime, while a scoped task's closure and result may borrow for
+//! `'scope`: [`erase`] makes the token (`Erase::scoped`) that lets such a
+//! task become a `JobRef`, and is the one lifetime `unsafe` of the crate.
+//! It is sound because of one rule and one count:
 //!
 //! - *A task settles only after its closure has been run or dropped, and
 //!   its result handed to its handle or dropped* (see `task::cell`): after
-//!   it settles, the task's cell holds no borrowed data, only an empty
-//!   stage, and its sink is `'static`.
+//!   it settles, the task's cell holds no borrowed data (its state word
+//!   says the cell is empty, so freeing it drops nothing), and its sink is
+//!   `'static` (`JobRef::new` requires it).
 //! - Every task spawned in a scope is counted in the scope's tracker, and
 //!   counted out by its sink when it settles. `scoped` does not return, or
 //!   resume a panic of its body, until that count is zero: it waits whatever

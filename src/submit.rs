@@ -49,7 +49,7 @@ pub(crate) fn submit<'a, F, T, S>(
 where
     F: FnOnce() -> T + Send + 'a,
     T: Send + 'a,
-    S: Sink + 'a,
+    S: Sink + 'static,
 {
     if std::mem::size_of::<F>() <= INLINE_LIMIT {
         submit_work(
@@ -90,7 +90,7 @@ pub(crate) fn submit_with<'a, F, T, S>(
 where
     F: FnOnce() -> T + Send + 'a,
     T: Send + 'a,
-    S: Sink + 'a,
+    S: Sink + 'static,
 {
     if options.is_plain() {
         return submit(engine, f, sink, blocking, handle, erase);
@@ -165,7 +165,7 @@ fn submit_work<'a, W, T, S, F>(
 where
     W: Work<Output = T> + 'a,
     T: Send + 'a,
-    S: Sink + 'a,
+    S: Sink + 'static,
 {
     match engine.submit(work, sink, blocking, handle, start, erase) {
         Ok(accepted) => Ok(accepted),

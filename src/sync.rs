@@ -15,7 +15,7 @@
 //! - a timed wait cannot be modelled (loom has no clock): a deadline that
 //!   has passed returns at once, any other wait is untimed. Models use only
 //!   `Duration::ZERO` and `Duration::MAX`;
-//! - `Arc` stays `std`'s (loom's cannot coerce to `Arc<dyn Job>`), and
+//! - `Arc` stays `std`'s (loom's cannot coerce to trait objects), and
 //!   thread names and stack sizes are ignored.
 //!
 //! [loom]: https://docs.rs/loom

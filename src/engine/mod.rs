@@ -292,7 +292,7 @@ impl Engine {
     ) -> Result<Accepted<W::Output>, Rejected<W>>
     where
         W: Work + 'a,
-        S: Sink + 'a,
+        S: Sink + 'static,
     {
         let reject = |kind, work| Rejected {
             kind,
@@ -428,7 +428,7 @@ impl Engine {
     /// a close had cancelled it (for a scope's `spawn`, which must return a
     /// handle): it uses up an id, its closure is dropped here, and its
     /// handle will see `Cancelled`.
-    pub(crate) fn cancelled_task<'a, W: Work + 'a, S: Sink + 'a>(
+    pub(crate) fn cancelled_task<'a, W: Work + 'a, S: Sink + 'static>(
         &self,
         work: W,
         sink: S,

@@ -48,7 +48,7 @@ use std::ptr::NonNull;
 use crate::dense::DenseMap;
 use crate::error::TaskError;
 use crate::panic::{self, log_safely};
-use crate::sync::{Mutex, UnsafeCell};
+use crate::sync::{Mutex, Ordering, UnsafeCell};
 use crate::task::{Claim, Ending, Header, Leftover, TaskId};
 
 /// Closures up to this size live in the task itself; larger ones are boxed.
@@ -274,6 +274,7 @@ impl<W: Work, S: Sink> Task<W, S> {
     fn settle(&self, done: Done<W::Output>, outcome: Outcome, cx: &dyn Context) -> Outcome {
         let header = self.header();
         let id = header.id();
+        let mut kept_message = false;
         let ending = match done {
             Done::Returned(value) => {
                 // SAFETY: the owner, before publication (see `take_work`);
@@ -288,6 +289,7 @@ impl<W: Work, S: Sink> Task<W, S> {
                 // detach in between is undone below.
                 if !header.is_detached() {
                     cx.messages().keep(id, message);
+                    kept_message = true;
                 }
                 Ending::Panicked
             }
@@ -307,7 +309,8 @@ impl<W: Work, S: Sink> Task<W, S> {
                         cx.drop_panicked(id, "its result", &message);
                     }
                 }
-                Ending::Panicked => drop(cx.messages().take(id)),
+                Ending::Panicked if kept_message => drop(cx.messages().take(id)),
+                Ending::Panicked => {}
                 Ending::Cancelled => {}
             }
         }
@@ -413,7 +416,7 @@ impl<W: Work, S: Sink> Task<W, S> {
     unsafe fn release_erased(head: NonNull<Head>) {
         let task = head.cast::<Task<W, S>>();
         // SAFETY: the last reference: nobody else can touch the task, and
-        // the acquire in `drop_ref` made every earlier use visible. The
+        // the acquire in `JobRef::drop` made every earlier use visible. The
         // state word says what the cell holds. The block came from
         // `Box::new` in `JobRef::new`.
         unsafe {
@@ -453,7 +456,7 @@ impl JobRef {
     pub(crate) fn new<'a, W, S>(task: Task<W, S>, lifetime: Erase<'a>) -> JobRef
     where
         W: Work + 'a,
-        S: Sink + 'a,
+        S: Sink + 'static,
     {
         let [job] = JobRef::new_many(task, lifetime);
         job
@@ -468,7 +471,8 @@ impl JobRef {
     ) -> [JobRef; N]
     where
         W: Work + 'a,
-        S: Sink + 'a,
+        // The sink may be dropped after `'a` (see `Erase::scoped`).
+        S: Sink + 'static,
     {
         const { assert!(N >= 1) };
         let block = Box::into_raw(Box::new(task));
@@ -546,11 +550,18 @@ impl Clone for JobRef {
 
 impl Drop for JobRef {
     fn drop(&mut self) {
-        if self.header().drop_ref() {
-            // SAFETY: the last reference; the table was made for this
-            // block's types.
-            unsafe { (self.head().vtable.release)(self.head) }
+        // Read before the count falls: afterwards the block may be gone.
+        let release = self.head().vtable.release;
+        // Release, then acquire on the last one, as for `Arc`: every use of
+        // the task happens before its memory is freed. Only the atomic is
+        // borrowed across the decrement (see `Header::refs`).
+        if self.header().refs().fetch_sub(1, Ordering::Release) != 1 {
+            return;
         }
+        std::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: the last reference; the table was made for this block's
+        // types.
+        unsafe { release(self.head) }
     }
 }
 
@@ -602,9 +613,11 @@ impl<T> TaskRef<T> {
                     Ok(value.assume_init())
                 }
             }
-            Ending::Panicked => Err(TaskError::Panicked(
-                messages.take(header.id()).unwrap_or_default(),
-            )),
+            Ending::Panicked => {
+                let message = messages.take(header.id());
+                debug_assert!(message.is_some(), "a published panic keeps its message");
+                Err(TaskError::Panicked(message.unwrap_or_default()))
+            }
             Ending::Cancelled => Err(TaskError::Cancelled),
         };
         header.mark_taken();
@@ -821,5 +834,50 @@ mod tests {
         job.run(claim, &cx);
         // SAFETY: the test is the one handle.
         assert_eq!(unsafe { handle.detach(&cx.0) }, Err("bomb".to_owned()));
+    }
+
+    /// Rounds of each race: fewer under Miri, which runs them slowly (and
+    /// explores a different interleaving per seed).
+    const RACES: usize = if cfg!(miri) { 8 } else { 200 };
+
+    #[test]
+    fn two_last_drops_at_once_free_the_task_once() {
+        for _ in 0..RACES {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let c = Counted(drops.clone());
+            let (job, handle) = with_handle(Inline(move || drop(c)));
+            let other = std::thread::spawn(move || drop(handle));
+            drop(job);
+            other.join().unwrap();
+            assert_eq!(drops.load(Ordering::SeqCst), 1, "the unrun closure, once");
+        }
+    }
+
+    #[test]
+    fn a_detach_racing_the_run_drops_the_value_once_and_keeps_no_message() {
+        for round in 0..RACES {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let d = drops.clone();
+            let cx = Arc::new(Quiet::default());
+            let panics = round % 2 == 0;
+            let (job, handle) = with_handle(Inline(move || {
+                let value = Counted(d);
+                if panics {
+                    panic!("round {round}");
+                }
+                value
+            }));
+            let owner_cx = Arc::clone(&cx);
+            let owner = std::thread::spawn(move || {
+                let claim = job.header().try_start().unwrap();
+                job.run(claim, &*owner_cx);
+            });
+            // SAFETY: the test is the one handle.
+            let _ = unsafe { handle.detach(&cx.0) };
+            drop(handle);
+            owner.join().unwrap();
+            assert_eq!(drops.load(Ordering::SeqCst), 1);
+            assert_eq!(cx.0.len(), 0, "no message left behind");
+        }
     }
 }

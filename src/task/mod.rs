@@ -203,7 +203,10 @@ pub(crate) struct Header {
     state: AtomicU32,
     /// References to the task: the registry's, the run queue's, the
     /// handle's, and any a caller holds for a moment (see `cell::JobRef`).
-    refs: AtomicU32,
+    /// `std`'s even under loom, as `Arc`'s count was: as a modelled atomic
+    /// every reference would be a branch point of every model, and the
+    /// count follows `Arc`'s protocol, which Miri checks here.
+    refs: std::sync::atomic::AtomicU32,
     id: TaskId,
 }
 
@@ -214,7 +217,7 @@ impl Header {
         let flags = if detached { DETACHED } else { QUEUED };
         Header {
             state: AtomicU32::new(flags | u32::from(home) << HOME_SHIFT),
-            refs: AtomicU32::new(1),
+            refs: std::sync::atomic::AtomicU32::new(1),
             id,
         }
     }
@@ -239,15 +242,12 @@ impl Header {
         }
     }
 
-    /// One reference fewer; true if it was the last (the caller frees the
-    /// task). Release, then acquire on the last one, as for `Arc`: every
-    /// use of the task happens before its memory is freed.
-    pub(crate) fn drop_ref(&self) -> bool {
-        if self.refs.fetch_sub(1, Ordering::Release) != 1 {
-            return false;
-        }
-        crate::sync::fence(Ordering::Acquire);
-        true
+    /// The reference count itself, for the one place that lowers it
+    /// (`JobRef`'s drop). Lowering it through a method taking `&Header`
+    /// would be unsound: the block may be freed by another thread while
+    /// that reference, a function argument, is still live.
+    pub(crate) fn refs(&self) -> &std::sync::atomic::AtomicU32 {
+        &self.refs
     }
 
     /// Sets the count of a task nobody else can see yet.
