@@ -420,12 +420,20 @@ impl<W: Work, S: Sink> Task<W, S> {
         // state word says what the cell holds. The block came from
         // `Box::new` in `JobRef::new`.
         unsafe {
-            let leftover = task.as_ref().header().leftover();
-            let dropped = task.as_ref().cell.with_mut(|slot| match leftover {
+            // The cell is touched only when something is left (normally
+            // nothing is): under loom, whose model does not see the
+            // reference count, an access here would look unordered.
+            let dropped = match task.as_ref().header().leftover() {
                 Leftover::Nothing => Ok(()),
-                Leftover::Closure => panic::drop_caught(ManuallyDrop::take(&mut (*slot).work)),
-                Leftover::Value => panic::drop_caught(ManuallyDrop::take(&mut (*slot).value)),
-            });
+                Leftover::Closure => task
+                    .as_ref()
+                    .cell
+                    .with_mut(|slot| panic::drop_caught(ManuallyDrop::take(&mut (*slot).work))),
+                Leftover::Value => task
+                    .as_ref()
+                    .cell
+                    .with_mut(|slot| panic::drop_caught(ManuallyDrop::take(&mut (*slot).value))),
+            };
             if let Err(message) = dropped {
                 let id = task.as_ref().header().id();
                 log_safely!(

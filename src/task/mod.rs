@@ -370,7 +370,15 @@ impl Header {
     /// task never left the queue, the value if it returned, was published
     /// and the handle neither took nor dropped it.
     pub(crate) fn leftover(&self) -> Leftover {
-        let state = self.state.load(Ordering::Acquire);
+        // The caller holds the last reference, and the count's acquire
+        // fence makes every earlier change visible to a plain load. loom
+        // does not model the count (see `refs`), so there a read-modify-
+        // write, which reads the latest value, stands in for that fence.
+        let state = if cfg!(loom) {
+            self.state.fetch_or(0, Ordering::AcqRel)
+        } else {
+            self.state.load(Ordering::Acquire)
+        };
         if state & PHASE == QUEUED {
             Leftover::Closure
         } else if state & (PUBLISHED | TAKEN) == PUBLISHED
