@@ -261,32 +261,35 @@ def memory_analysis(data):
 # Written by hand after looking at the full run committed with this script.
 # Re-check them against the generated bullets above after a re-run.
 OBSERVED = """\
-These notes are about the run committed with this page (2026-11-28, after the idle-worker change of
-src/engine/idle.rs; the machine was otherwise quiet). A single point can still move by 1.5-2x from
-one round to the next on this shared 2-core VM, so read the shape of a curve, not one number.
+These notes are about the run committed with this page (2026-11-28, after the thin-task change of
+src/task/cell.rs; the machine was otherwise quiet). A single point can still move by 1.5-2x from
+one round to the next on this shared 2-core VM (this run's widest spread was the floor's at 1
+thread), so read the shape of a curve, not one number.
 
-- Threads: taskwarden no longer bends. Both taskwarden lines stay within 339-463 ns per task from
-  1 to 256 threads (detached 389 ns at 256, 1.1x its best), where the first run of this bench, on
-  the code before the change, bent at 32 threads and reached 1089 ns (detached) and 2281 ns
-  (handles) at 256. The cause was wake-ups: workers blocked in crossbeam's `recv`, which wakes a
-  sleeping receiver on every send, so with a spawner slower than the workers nearly every spawn
-  paid a futex wake-up and woke a thread to fight the spawner for a core. Now an idle worker
-  searches briefly, then sleeps on the engine's condvar, and a spawn wakes one only when nobody
-  is searching (docs/perf-notes.md). The floor, rusty_pool and threadpool, which all block in a
-  channel or condvar per idle worker, still rise 1.5-2.4x from their best towards 256 threads;
-  rayon-spawn bends hardest (5x its best at 256). At 2 threads (the core count) taskwarden is
-  2.0-2.3x the floor: one producer is the bottleneck, and a taskwarden spawn allocates its task,
-  registers it and sends it, where the floor's empty closure allocates nothing.
-- Producers: no curve bends. With 2 workers on 2 cores, going from 1 to 8 producers moves every
-  pool by about the noise between rounds; taskwarden-detached stays 1.9-2.2x the floor. Producers
-  do not contend on the registry (each thread has its own lane of shards).
-- Memory: every curve is flat from 10k to 10M. taskwarden costs 113.3 to 113.6 bytes per task from
-  100k to 10M, both taskwarden lines alike: a 64-byte allocator chunk for the task (its 40-byte
-  record plus the reference counts), 16 bytes of registry (blocks of 64 ids, so the only table
-  that grows has one entry per 64 tasks and its doubling does not show) and a 24-byte channel
-  slot. The floor, threadpool and rusty_pool cost 24.8 bytes: one channel slot (a 16-byte boxed
-  closure pointer and an 8-byte state word, plus a block header shared by 31 slots); an empty
-  closure is zero-sized, so boxing it allocates nothing. Below 100k the numbers are page-granular.
+- Threads: taskwarden does not bend. Both taskwarden lines stay within 362-499 ns per task from
+  1 to 256 threads (detached 406 ns at 256, 1.1x its best). An earlier run of this bench, on the
+  code before the idle-worker change, bent at 32 threads and reached 1089 ns (detached) and 2281
+  ns (handles) at 256: workers blocked in crossbeam's `recv`, which wakes a sleeping receiver on
+  every send, so nearly every spawn paid a futex wake-up. Now an idle worker searches briefly,
+  then sleeps on the engine's condvar, and a spawn wakes one only when nobody is searching
+  (docs/perf-notes.md). The floor, rusty_pool and threadpool, which block in a channel or condvar
+  per idle worker, rise 1.7-2.8x from their best towards 256 threads; rayon-spawn bends hardest
+  (6x its best at 256). At 2 threads (the core count) taskwarden is 1.6-1.9x the floor: one
+  producer is the bottleneck, and a taskwarden spawn allocates its task, registers it and sends
+  it, where the floor's empty closure allocates nothing.
+- Producers: no curve bends. With 2 workers on 2 cores, more producers make every pool but
+  threadpool cheaper per task up to 4 (the floor, rusty_pool and taskwarden alike); taskwarden
+  stays about 1.5-2.2x the floor throughout. Producers do not contend on the registry (each
+  thread has its own lane of shards).
+- Memory: every curve is flat from 10k to 10M. taskwarden costs 57.3 to 57.6 bytes per task from
+  100k to 10M, both taskwarden lines alike: a 24-byte task block in a 32-byte allocator chunk
+  (function table, state word, reference count, id; an empty closure and `()` take no room), 8
+  bytes of registry (a pointer; blocks of 64 ids, so the only table that grows has one entry per
+  64 tasks) and a 16-byte channel slot (a one-word message and the slot's state word). Before the
+  thin tasks it was 113.3-113.6. The floor, threadpool and rusty_pool cost 24.8 bytes: one
+  channel slot (a 16-byte boxed closure pointer and an 8-byte state word, plus a block header
+  shared by 31 slots); an empty closure is zero-sized, so boxing it allocates nothing. rayon's
+  spawn costs 56.4. Below 100k the numbers are page-granular.
 """
 
 
