@@ -709,4 +709,61 @@ mod tests {
         assert_send_sync::<Stats>();
         assert_send_sync::<CloseReport>();
     }
+
+    /// Every panic message kept for a handle is given back or dropped:
+    /// taken by `join`, dropped with the handle (before or after the task
+    /// finished), dropped with a task set, never kept for a detached task.
+    #[test]
+    fn panic_messages_are_not_kept_past_their_handles() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+
+        let manager = TaskManager::new(1);
+        // Hold the only slot, so that some handles go before their task runs.
+        let (open, gate) = mpsc::channel::<()>();
+        let blocker = manager
+            .spawn(move || drop(gate.recv_timeout(Duration::from_secs(10))))
+            .unwrap();
+        let joined: Vec<_> = (0..20)
+            .map(|i| {
+                manager
+                    .spawn(move || -> u8 { panic!("joined {i}") })
+                    .unwrap()
+            })
+            .collect();
+        for i in 0..20 {
+            drop(
+                manager
+                    .spawn(move || -> u8 { panic!("dropped early {i}") })
+                    .unwrap(),
+            );
+            manager
+                .spawn_detached(move || -> u8 { panic!("detached {i}") })
+                .unwrap();
+        }
+        let late: Vec<_> = (0..20)
+            .map(|i| {
+                manager
+                    .spawn(move || -> u8 { panic!("dropped late {i}") })
+                    .unwrap()
+            })
+            .collect();
+        let mut set = manager.task_set();
+        for i in 0..20 {
+            set.spawn(move || -> u8 { panic!("in a set {i}") }).unwrap();
+        }
+        open.send(()).unwrap();
+        assert!(manager.drain_timeout(Duration::from_secs(10)));
+        assert_eq!(manager.engine().messages().len(), 20 + 20 + 20);
+        for (i, handle) in joined.into_iter().enumerate() {
+            assert_eq!(
+                handle.join(),
+                Err(crate::TaskError::Panicked(format!("joined {i}")))
+            );
+        }
+        drop(late);
+        drop(set);
+        assert_eq!(manager.engine().messages().len(), 0);
+        assert_eq!(blocker.join(), Ok(()));
+    }
 }
