@@ -722,7 +722,9 @@ mod tests {
         // Hold the only slot, so that some handles go before their task runs.
         let (open, gate) = mpsc::channel::<()>();
         let blocker = manager
-            .spawn(move || drop(gate.recv_timeout(Duration::from_secs(10))))
+            .spawn(move || {
+                let _ = gate.recv_timeout(Duration::from_secs(10));
+            })
             .unwrap();
         let joined: Vec<_> = (0..20)
             .map(|i| {
