@@ -13,8 +13,7 @@ use crate::handle::{HandleCore, TaskHandle};
 use crate::options::TaskOptions;
 use crate::stats::Stats;
 use crate::submit::{submit, submit_with};
-use crate::task::cell::Erase;
-use crate::task::cell::JobRef;
+use crate::task::cell::{Erase, JobRef};
 use crate::task::{TaskId, TaskState};
 
 /// A bounded set of worker threads that runs closures, tracks each by id,

@@ -19,8 +19,7 @@ use crate::manager::TaskManager;
 use crate::options::TaskOptions;
 use crate::submit::submit_with;
 use crate::sync::Mutex;
-use crate::task::cell::Erase;
-use crate::task::cell::{JobRef, Sink, TaskRef};
+use crate::task::cell::{Erase, JobRef, Sink, TaskRef};
 use crate::task::TaskId;
 
 /// A set's completion queue: ids of its tasks that have settled, in the
