@@ -416,9 +416,9 @@ impl<W: Work, S: Sink> Task<W, S> {
     unsafe fn release_erased(head: NonNull<Head>) {
         let task = head.cast::<Task<W, S>>();
         // SAFETY: the last reference: nobody else can touch the task, and
-        // the acquire in `JobRef::drop` made every earlier use visible. The
-        // state word says what the cell holds. The block came from
-        // `Box::new` in `JobRef::new`.
+        // the acquire-release decrement in `JobRef::drop` made every earlier
+        // use visible. The state word says what the cell holds. The block
+        // came from `Box::new` in `JobRef::new`.
         unsafe {
             // The cell is touched only when something is left (normally
             // nothing is): under loom, whose model does not see the
@@ -560,13 +560,15 @@ impl Drop for JobRef {
     fn drop(&mut self) {
         // Read before the count falls: afterwards the block may be gone.
         let release = self.head().vtable.release;
-        // Release, then acquire on the last one, as for `Arc`: every use of
-        // the task happens before its memory is freed. Only the atomic is
-        // borrowed across the decrement (see `Header::refs`).
-        if self.header().refs().fetch_sub(1, Ordering::Release) != 1 {
+        // Acquire-release: every use of the task, on any thread, happens
+        // before its memory is freed. (`Arc` uses a release decrement and
+        // an acquire fence on the last one; on x86 this is the same
+        // instruction, and ThreadSanitizer, which does not model fences,
+        // understands it.) Only the atomic is borrowed across the decrement
+        // (see `Header::refs`).
+        if self.header().refs().fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
-        std::sync::atomic::fence(Ordering::Acquire);
         // SAFETY: the last reference; the table was made for this block's
         // types.
         unsafe { release(self.head) }

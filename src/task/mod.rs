@@ -371,9 +371,9 @@ impl Header {
     /// and the handle neither took nor dropped it.
     pub(crate) fn leftover(&self) -> Leftover {
         // The caller holds the last reference, and the count's acquire
-        // fence makes every earlier change visible to a plain load. loom
+        // decrement makes every earlier change visible to a plain load. loom
         // does not model the count (see `refs`), so there a read-modify-
-        // write, which reads the latest value, stands in for that fence.
+        // write, which reads the latest value, stands in for that order.
         let state = if cfg!(loom) {
             self.state.fetch_or(0, Ordering::AcqRel)
         } else {
