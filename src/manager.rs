@@ -717,22 +717,25 @@ mod tests {
         use std::sync::mpsc;
         use std::time::Duration;
 
+        // A few of each: every panic prints a backtrace, which is slow
+        // under the sanitizers.
+        const N: usize = 4;
         let manager = TaskManager::new(1);
         // Hold the only slot, so that some handles go before their task runs.
         let (open, gate) = mpsc::channel::<()>();
         let blocker = manager
             .spawn(move || {
-                let _ = gate.recv_timeout(Duration::from_secs(10));
+                let _ = gate.recv_timeout(Duration::from_secs(60));
             })
             .unwrap();
-        let joined: Vec<_> = (0..20)
+        let joined: Vec<_> = (0..N)
             .map(|i| {
                 manager
                     .spawn(move || -> u8 { panic!("joined {i}") })
                     .unwrap()
             })
             .collect();
-        for i in 0..20 {
+        for i in 0..N {
             drop(
                 manager
                     .spawn(move || -> u8 { panic!("dropped early {i}") })
@@ -742,7 +745,7 @@ mod tests {
                 .spawn_detached(move || -> u8 { panic!("detached {i}") })
                 .unwrap();
         }
-        let late: Vec<_> = (0..20)
+        let late: Vec<_> = (0..N)
             .map(|i| {
                 manager
                     .spawn(move || -> u8 { panic!("dropped late {i}") })
@@ -750,12 +753,12 @@ mod tests {
             })
             .collect();
         let mut set = manager.task_set();
-        for i in 0..20 {
+        for i in 0..N {
             set.spawn(move || -> u8 { panic!("in a set {i}") }).unwrap();
         }
         open.send(()).unwrap();
-        assert!(manager.drain_timeout(Duration::from_secs(10)));
-        assert_eq!(manager.engine().messages().len(), 20 + 20 + 20);
+        assert!(manager.drain_timeout(Duration::from_secs(120)));
+        assert_eq!(manager.engine().messages().len(), 3 * N);
         for (i, handle) in joined.into_iter().enumerate() {
             assert_eq!(
                 handle.join(),
