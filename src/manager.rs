@@ -728,30 +728,19 @@ mod tests {
                 let _ = gate.recv_timeout(Duration::from_secs(60));
             })
             .unwrap();
-        let joined: Vec<_> = (0..N)
-            .map(|i| {
-                manager
-                    .spawn(move || -> u8 { panic!("joined {i}") })
-                    .unwrap()
-            })
-            .collect();
+        let panicking = |label: &'static str, i: usize| {
+            manager
+                .spawn(move || -> u8 { panic!("{label} {i}") })
+                .unwrap()
+        };
+        let joined: Vec<_> = (0..N).map(|i| panicking("joined", i)).collect();
         for i in 0..N {
-            drop(
-                manager
-                    .spawn(move || -> u8 { panic!("dropped early {i}") })
-                    .unwrap(),
-            );
+            drop(panicking("dropped early", i));
             manager
                 .spawn_detached(move || -> u8 { panic!("detached {i}") })
                 .unwrap();
         }
-        let late: Vec<_> = (0..N)
-            .map(|i| {
-                manager
-                    .spawn(move || -> u8 { panic!("dropped late {i}") })
-                    .unwrap()
-            })
-            .collect();
+        let late: Vec<_> = (0..N).map(|i| panicking("dropped late", i)).collect();
         let mut set = manager.task_set();
         for i in 0..N {
             set.spawn(move || -> u8 { panic!("in a set {i}") }).unwrap();
