@@ -10,7 +10,9 @@
 //! Workloads: `w1` (1M empty tasks, one producer, 2 slots), `w1-35` (the
 //! same on 35 slots; `w1-256` on 256), `w4` (2 producers x 500k, 2 slots), `w4-8` (8
 //! producers); a `-tw` suffix runs taskwarden-detached alone (for `perf`),
-//! `-twh` taskwarden with handles, `-twj` with handles kept then joined;
+//! `-twh` taskwarden with handles, `-twj` with handles kept then joined,
+//! `-floor` the floor alone; a `c` after the name (`w1c`, `w4c-tw`) makes
+//! each closure capture one word, so that every pool allocates per task;
 //! `w8-set` W8's task set alone.
 
 #[path = "../common/mod.rs"]
@@ -20,21 +22,29 @@ use std::time::Instant;
 
 use common::{Floor, Pool, RustyPool, Taskwarden, TaskwardenDetached};
 
-fn run<P: Pool>(pool: &P, producers: usize, total: u64) -> f64 {
+/// Submits `total` tasks from `producers` threads and waits for them. With
+/// `capture`, each closure captures one word (so that the floor's `Box`
+/// allocates too, as it does for any closure that is not empty).
+fn run<P: Pool>(pool: &P, producers: usize, total: u64, capture: bool) -> f64 {
     let per_producer = total / producers as u64;
+    let submit_all = || {
+        for i in 0..per_producer {
+            if capture {
+                pool.submit(move || {
+                    std::hint::black_box(i);
+                });
+            } else {
+                pool.submit(|| ());
+            }
+        }
+    };
     let start = Instant::now();
     if producers == 1 {
-        for _ in 0..per_producer {
-            pool.submit(|| ());
-        }
+        submit_all();
     } else {
         std::thread::scope(|s| {
             for _ in 0..producers {
-                s.spawn(|| {
-                    for _ in 0..per_producer {
-                        pool.submit(|| ());
-                    }
-                });
+                s.spawn(submit_all);
             }
         });
     }
@@ -67,7 +77,9 @@ fn main() {
     }
     // 0: every pool; 1: taskwarden-detached alone; 2: taskwarden alone;
     // 3: taskwarden with every handle kept, then joined.
-    let (name, alone) = if let Some(name) = workload.strip_suffix("-twj") {
+    let (name, alone) = if let Some(name) = workload.strip_suffix("-floor") {
+        (name.to_owned(), 4)
+    } else if let Some(name) = workload.strip_suffix("-twj") {
         (name.to_owned(), 3)
     } else if let Some(name) = workload.strip_suffix("-twh") {
         (name.to_owned(), 2)
@@ -75,6 +87,11 @@ fn main() {
         (name.to_owned(), 1)
     } else {
         (workload.clone(), 0)
+    };
+    // A `c` suffix on the name (`w1c`, `w4c`): each closure captures a word.
+    let (name, capture) = match name.strip_suffix('c') {
+        Some(name) => (name.to_owned(), true),
+        None => (name, false),
     };
     let (slots, producers) = match name.as_str() {
         "w1" => (2, 1),
@@ -98,7 +115,7 @@ fn main() {
     ];
     for _ in 0..rounds {
         if alone == 1 {
-            times[1].1.push(run(&detached, producers, total));
+            times[1].1.push(run(&detached, producers, total, capture));
             continue;
         }
         if alone == 3 {
@@ -114,20 +131,28 @@ fn main() {
                 .push(start.elapsed().as_nanos() as f64 / total as f64);
             continue;
         }
-        if alone == 2 {
-            times[2].1.push(run(&handles, producers, total));
+        if alone == 4 {
+            times[0].1.push(run(&floor, producers, total, capture));
             continue;
         }
-        times[0].1.push(run(&floor, producers, total));
-        times[1].1.push(run(&detached, producers, total));
-        times[2].1.push(run(&handles, producers, total));
-        times[3].1.push(run(&rusty, producers, total));
+        if alone == 2 {
+            times[2].1.push(run(&handles, producers, total, capture));
+            continue;
+        }
+        times[0].1.push(run(&floor, producers, total, capture));
+        times[1].1.push(run(&detached, producers, total, capture));
+        times[2].1.push(run(&handles, producers, total, capture));
+        times[3].1.push(run(&rusty, producers, total, capture));
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.total_cmp(b));
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
-    let floor_ns = median(&mut times[0].1);
+    let floor_ns = if times[0].1.is_empty() {
+        f64::NAN
+    } else {
+        median(&mut times[0].1)
+    };
     for (pool, samples) in &mut times {
         if samples.is_empty() {
             continue;
