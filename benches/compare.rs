@@ -16,6 +16,12 @@
 //! - W3: 2,000 tasks that sleep 1 ms on 32 slots (ideal 62.5 ms).
 //! - W4: 2, 4 and 8 producers submitting 1,000,000 empty tasks between
 //!   them, 2 slots.
+//! - W1c and W4c: W1 (2 and 35 slots) and W4 (2 producers) with closures
+//!   that capture one word. An empty closure is zero-sized: `Box::new`
+//!   allocates nothing for it, so on W1 and W4 the floor and the peers make
+//!   no allocation per task while taskwarden allocates its task. A closure
+//!   that captures anything (nearly every real one) is allocated by every
+//!   pool; these rows show the pools on that footing.
 //! - W5: build a 32-slot pool, run one task, shut down.
 //! - W6: taskwarden's `close_timeout(50 ms)` against a task that ignores
 //!   cancellation (the report subtracts the 50 ms: the overshoot).
@@ -160,7 +166,12 @@ fn w3_sleeping_tasks(c: &mut Criterion) {
     });
 }
 
-fn producers<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>, producers: u64, total: u64) {
+fn producers<P: Pool>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    producers: u64,
+    total: u64,
+    job: impl Fn() + Copy + Send + Sync + 'static,
+) {
     let pool = P::new(2);
     let per_producer = total / producers;
     group.bench_function(P::NAME, |b| {
@@ -171,7 +182,7 @@ fn producers<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>, producers: u64, 
                     for _ in 0..producers {
                         s.spawn(|| {
                             for _ in 0..per_producer {
-                                pool.submit(|| ());
+                                pool.submit(job);
                             }
                         });
                     }
@@ -184,19 +195,61 @@ fn producers<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>, producers: u64, 
     pool.shutdown();
 }
 
+/// Every pool on `name`: `count` producers submit `total` copies of `job`.
+fn every_pool_producers(
+    c: &mut Criterion,
+    name: &str,
+    count: u64,
+    total: u64,
+    job: impl Fn() + Copy + Send + Sync + 'static,
+) {
+    let mut group = group(c, name, total);
+    producers::<Floor>(&mut group, count, total, job);
+    producers::<Taskwarden>(&mut group, count, total, job);
+    producers::<TaskwardenDetached>(&mut group, count, total, job);
+    producers::<Threadpool>(&mut group, count, total, job);
+    producers::<RustyPool>(&mut group, count, total, job);
+    producers::<RayonSpawn>(&mut group, count, total, job);
+    group.finish();
+}
+
 fn w4_many_producers(c: &mut Criterion) {
-    let total = 1_000_000;
     for count in [2, 4, 8] {
         let name = format!("W4 1M empty tasks, {count} producers, 2 slots");
-        let mut group = group(c, &name, total);
-        producers::<Floor>(&mut group, count, total);
-        producers::<Taskwarden>(&mut group, count, total);
-        producers::<TaskwardenDetached>(&mut group, count, total);
-        producers::<Threadpool>(&mut group, count, total);
-        producers::<RustyPool>(&mut group, count, total);
-        producers::<RayonSpawn>(&mut group, count, total);
-        group.finish();
+        every_pool_producers(c, &name, count, 1_000_000, || ());
     }
+}
+
+/// A closure that captures one word (see W1c and W4c in the module docs).
+fn one_word_job() -> impl Fn() + Copy + Send + Sync + 'static {
+    let word = std::hint::black_box(7_u64);
+    move || {
+        std::hint::black_box(word);
+    }
+}
+
+fn w1c_w4c_one_word_tasks(c: &mut Criterion) {
+    every_pool(
+        c,
+        "W1c 1M one-word tasks, 2 slots",
+        2,
+        1_000_000,
+        one_word_job(),
+    );
+    every_pool(
+        c,
+        "W1c 1M one-word tasks, 35 slots",
+        35,
+        1_000_000,
+        one_word_job(),
+    );
+    every_pool_producers(
+        c,
+        "W4c 1M one-word tasks, 2 producers, 2 slots",
+        2,
+        1_000_000,
+        one_word_job(),
+    );
 }
 
 fn lifecycle<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>) {
@@ -386,6 +439,7 @@ criterion_group!(
     w2_microsecond_tasks,
     w3_sleeping_tasks,
     w4_many_producers,
+    w1c_w4c_one_word_tasks,
     w5_lifecycle,
     w6_close_deadline,
     w7_scoped,

@@ -13,7 +13,8 @@
 //! `-twh` taskwarden with handles, `-twj` with handles kept then joined,
 //! `-floor` the floor alone; a `c` after the name (`w1c`, `w4c-tw`) makes
 //! each closure capture one word, so that every pool allocates per task;
-//! `w8-set` W8's task set alone.
+//! `w8-set` W8's task set alone; `w9-map`, `w9-unordered`, `w9-loop` W9's
+//! `map`, `map_unordered` and spawn/join loop alone.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -56,6 +57,47 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let workload = args.next().unwrap_or_else(|| "w1".into());
     let rounds: usize = args.next().map_or(5, |r| r.parse().expect("rounds"));
+    if let Some(kind) = workload.strip_prefix("w9-") {
+        // W9's taskwarden side alone: 200k items of about 1 µs on 2 slots,
+        // by `map` (in input order), `map_unordered`, or a spawn/join loop.
+        let manager = taskwarden::TaskManager::new(2);
+        // `-empty` after the variant: items that do no work (the overhead alone).
+        let (kind, rounds_per_us) = match kind.strip_suffix("-empty") {
+            Some(kind) => (kind, 0),
+            None => (kind, common::rounds_per_microsecond()),
+        };
+        let work = move |n: u64| common::busy_work(rounds_per_us) ^ n;
+        let items = 200_000_u64;
+        for _ in 0..rounds {
+            let start = Instant::now();
+            let total = match kind {
+                "map" => manager
+                    .map(0..items, work)
+                    .map(Result::unwrap)
+                    .fold(0, u64::wrapping_add),
+                "unordered" => manager
+                    .map_unordered(0..items, work)
+                    .map(|(_, result)| result.unwrap())
+                    .fold(0, u64::wrapping_add),
+                "loop" => {
+                    let handles: Vec<_> = (0..items)
+                        .map(|n| manager.spawn(move || work(n)).expect("open"))
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|handle| handle.join().unwrap())
+                        .fold(0, u64::wrapping_add)
+                }
+                other => panic!("unknown W9 variant {other}"),
+            };
+            std::hint::black_box(total);
+            println!(
+                "w9-{kind:9} {:7.1} ns/item",
+                start.elapsed().as_nanos() as f64 / items as f64
+            );
+        }
+        return;
+    }
     if workload == "w8-set" {
         // W8's TaskSet side alone: 100k empty tasks, results as they finish.
         let manager = taskwarden::TaskManager::new(2);
