@@ -14,10 +14,11 @@ use crate::task::TaskId;
 /// What [`TaskHandle`] and [`ScopedHandle`] share: the typed task, and the
 /// engine it belongs to (to cancel it, and to wait helpfully).
 pub(crate) struct HandleCore<'a, T> {
-    task: TaskRef<T>,
+    /// `None` only once `join` has taken the result (there is nothing left
+    /// to detach). An `Option` rather than a flag: it costs no space (the
+    /// reference is never null), so a handle is two words.
+    task: Option<TaskRef<T>>,
     engine: Arc<Engine>,
-    /// The result was taken: there is nothing to detach.
-    taken: bool,
     /// What the task's closure may borrow for (a scope's lifetime).
     _borrow: PhantomData<&'a ()>,
 }
@@ -25,35 +26,40 @@ pub(crate) struct HandleCore<'a, T> {
 impl<T> HandleCore<'_, T> {
     pub(crate) fn new(task: TaskRef<T>, engine: Arc<Engine>) -> Self {
         HandleCore {
-            task,
+            task: Some(task),
             engine,
-            taken: false,
             _borrow: PhantomData,
         }
     }
 
+    fn task(&self) -> &TaskRef<T> {
+        self.task
+            .as_ref()
+            .expect("a handle holds its task until `join` consumes it")
+    }
+
     pub(crate) fn id(&self) -> TaskId {
-        self.task.header().id()
+        self.task().header().id()
     }
 
     pub(crate) fn cancel(&self) -> bool {
-        self.engine.cancel_job(self.task.job())
+        self.engine.cancel_job(self.task().job())
     }
 
     /// Cancels the task if it has not started; leaves a running one alone.
     pub(crate) fn cancel_if_queued(&self) {
-        self.engine.cancel_if_queued(self.task.job(), |_| ());
+        self.engine.cancel_if_queued(self.task().job(), |_| ());
     }
 
     pub(crate) fn is_finished(&self) -> bool {
-        self.task.header().is_done()
+        self.task().header().is_done()
     }
 
     /// Waits until the result is published or `deadline` passes. From
     /// inside a task of the same manager, a task that has not started yet is
     /// run on this thread (see `engine::wait`).
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
-        let header = self.task.header();
+        let header = self.task().header();
         let id = header.id();
         let engine = &self.engine;
         engine.wait_until(
@@ -82,10 +88,14 @@ impl<T> HandleCore<'_, T> {
 
     pub(crate) fn join(mut self) -> Result<T, TaskError> {
         self.wait(None);
-        self.taken = true;
+        let task = self
+            .task
+            .take()
+            .expect("a handle holds its task until `join` consumes it");
         // SAFETY: this is the task's one handle (handles are not `Clone`),
-        // the wait saw FINISHED (after PUBLISHED), and `taken` keeps `Drop` from detaching.
-        unsafe { self.task.take(self.engine.messages()) }
+        // the wait saw FINISHED (after PUBLISHED), and with the task taken
+        // out, `Drop` does not detach it.
+        unsafe { task.take(self.engine.messages()) }
     }
 
     pub(crate) fn fmt(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -98,13 +108,14 @@ impl<T> HandleCore<'_, T> {
 
 impl<T> Drop for HandleCore<'_, T> {
     fn drop(&mut self) {
-        if self.taken {
-            return;
-        }
+        let Some(task) = &self.task else {
+            return; // joined: the result was taken
+        };
         // SAFETY: the one handle, detaching once; it never touches the
         // result again.
-        if let Err(message) = unsafe { self.task.detach(self.engine.messages()) } {
-            self.engine.result_drop_panicked(self.id(), &message);
+        if let Err(message) = unsafe { task.detach(self.engine.messages()) } {
+            self.engine
+                .result_drop_panicked(task.header().id(), &message);
         }
     }
 }
@@ -354,5 +365,19 @@ impl<'scope, T> ScopedHandle<'scope, T> {
 impl<T> fmt::Debug for ScopedHandle<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.core.fmt("ScopedHandle", f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handle_is_two_words() {
+        let word = std::mem::size_of::<usize>();
+        assert_eq!(std::mem::size_of::<TaskHandle<()>>(), 2 * word);
+        assert_eq!(std::mem::size_of::<TaskHandle<String>>(), 2 * word);
+        assert_eq!(std::mem::size_of::<ScopedHandle<'_, [u8; 64]>>(), 2 * word);
+        assert_eq!(std::mem::size_of::<Option<TaskHandle<u8>>>(), 2 * word);
     }
 }
