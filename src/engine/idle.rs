@@ -1,6 +1,7 @@
 //! How idle workers wait for work, and who wakes them.
 //!
-//! An idle worker first *searches*: it polls the run queue for a short spin.
+//! An idle worker first *searches*: it polls the run queue for a short
+//! while, yielding its core between looks (`wait::spin`).
 //! Then it *sleeps* on this module's condvar until it is woken or its
 //! `keep_alive` runs out. A sender wakes a sleeper only when no worker is
 //! searching (a searcher will take the message), and a searcher that finds
@@ -122,7 +123,7 @@ impl Idle {
                     return Next::Message(message);
                 }
                 if round < rounds {
-                    spin(round);
+                    spin();
                 }
             }
             match self.sleep(receiver, deadline()) {

@@ -56,21 +56,21 @@ use crate::task::TaskId;
 /// a safety net under the SeqCst pairing with spawners.
 const HELPER_NAP: Duration = Duration::from_millis(50);
 
-/// How many rounds a wait spins (and then yields) before it sleeps on the
-/// gate: most waits for a short task end within a few microseconds, and a
-/// sleep and wake-up costs more than that. None under loom, where every
+/// How many rounds a wait (or an idle worker) spins before it sleeps on
+/// the gate: most waits for a short task end within a few microseconds, and
+/// a sleep and wake-up costs more than that. None under loom, where every
 /// spin would be a branch of the model.
 pub(super) const SPIN_ROUNDS: u32 = if cfg!(loom) { 0 } else { 10 };
 
-/// Round `round` of the spin: busy-wait for a growing while, then yield.
-pub(super) fn spin(round: u32) {
-    if round < 6 {
-        for _ in 0..(1_u32 << round) {
-            std::hint::spin_loop();
-        }
-    } else {
-        std::thread::yield_now();
-    }
+/// One round of a spin: gives the core away (`yield_now`) rather than
+/// busy-waiting on it. A pool nearly always has more threads than cores
+/// (the spawner besides the workers; 35 workers by default), and the thread
+/// a spinner waits for (the spawner that will send the next task, the worker
+/// that will finish the awaited one) may be waiting for that very core: a
+/// busy-wait holds it for its whole spin. rayon's idle workers yield the
+/// same way. Measured in `docs/perf-notes.md`.
+pub(super) fn spin() {
+    std::thread::yield_now();
 }
 
 /// What a wait is for: decides which counters it registers in, and whether
@@ -305,7 +305,7 @@ impl Engine {
                 return ready(false);
             }
             if spins < SPIN_ROUNDS {
-                spin(spins);
+                spin();
                 spins += 1;
                 continue;
             }
