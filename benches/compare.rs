@@ -8,7 +8,8 @@
 //! scripts/bench-report                                    # run, then print the table and draw the chart
 //! ```
 //!
-//! Workloads (per iteration; criterion reports the median of the samples):
+//! Workloads (per iteration; criterion reports the median of the samples,
+//! each sample on a pool of its own: see `fresh`):
 //! - W1: 1,000,000 empty tasks from one producer, submit all then wait all,
 //!   with 2 slots and with 35 (taskwarden's default size); for taskwarden
 //!   also with every handle kept, then all joined (`taskwarden-joined`).
@@ -57,6 +58,23 @@ fn group<'a>(c: &'a mut Criterion, name: &str, elements: u64) -> BenchmarkGroup<
     group
 }
 
+/// A new pool of `slots` threads, warmed up (untimed) with a few rounds of
+/// `job` so that lazily started threads are running.
+///
+/// Each sample gets a pool of its own: on this shared 2-core machine a
+/// pool's threads can settle into a fast or a slow placement that lasts as
+/// long as the pool (the same pool measured 110 or 300 ns per task from one
+/// run to the next), and a fresh pool per sample makes the median one over
+/// placements rather than one placement's.
+fn fresh<P: Pool>(slots: usize, job: impl Fn() + Copy + Send + 'static) -> P {
+    let pool = P::new(slots);
+    for _ in 0..4 * slots {
+        pool.submit(job);
+    }
+    pool.wait();
+    pool
+}
+
 /// One producer submits `n` copies of `job`, then waits for all.
 fn submit_all<P: Pool>(
     group: &mut BenchmarkGroup<'_, WallTime>,
@@ -64,9 +82,9 @@ fn submit_all<P: Pool>(
     n: u64,
     job: impl Fn() + Copy + Send + 'static,
 ) {
-    let pool = P::new(slots);
     group.bench_function(P::NAME, |b| {
         b.iter_custom(|iters| {
+            let pool = fresh::<P>(slots, job);
             let start = Instant::now();
             for _ in 0..iters {
                 for _ in 0..n {
@@ -74,10 +92,11 @@ fn submit_all<P: Pool>(
                 }
                 pool.wait();
             }
-            start.elapsed()
+            let elapsed = start.elapsed();
+            pool.shutdown();
+            elapsed
         })
     });
-    pool.shutdown();
 }
 
 /// rayon's scope: the natural way to submit a batch and wait for it.
@@ -87,12 +106,13 @@ fn rayon_scope(
     n: u64,
     job: impl Fn() + Copy + Send + Sync,
 ) {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(slots)
-        .build()
-        .unwrap();
     group.bench_function("rayon-scope", |b| {
         b.iter_custom(|iters| {
+            // A pool per sample, as `fresh` (rayon starts its threads at once).
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(slots)
+                .build()
+                .unwrap();
             let start = Instant::now();
             for _ in 0..iters {
                 pool.scope(|s| {
@@ -113,9 +133,10 @@ fn spawn_then_join_all(
     n: u64,
     job: impl Fn() + Copy + Send + 'static,
 ) {
-    let manager = taskwarden::TaskManager::new(slots);
     group.bench_function("taskwarden-joined", |b| {
         b.iter_custom(|iters| {
+            let pool = fresh::<Taskwarden>(slots, job);
+            let manager = &pool.0;
             let start = Instant::now();
             for _ in 0..iters {
                 let handles: Vec<_> = (0..n).map(|_| manager.spawn(job).expect("open")).collect();
@@ -123,10 +144,11 @@ fn spawn_then_join_all(
                     handle.join().expect("an empty task");
                 }
             }
-            start.elapsed()
+            let elapsed = start.elapsed();
+            pool.shutdown();
+            elapsed
         })
     });
-    manager.close();
 }
 
 fn every_pool(
@@ -172,10 +194,10 @@ fn producers<P: Pool>(
     total: u64,
     job: impl Fn() + Copy + Send + Sync + 'static,
 ) {
-    let pool = P::new(2);
     let per_producer = total / producers;
     group.bench_function(P::NAME, |b| {
         b.iter_custom(|iters| {
+            let pool = fresh::<P>(2, job);
             let start = Instant::now();
             for _ in 0..iters {
                 std::thread::scope(|s| {
@@ -189,10 +211,11 @@ fn producers<P: Pool>(
                 });
                 pool.wait();
             }
-            start.elapsed()
+            let elapsed = start.elapsed();
+            pool.shutdown();
+            elapsed
         })
     });
-    pool.shutdown();
 }
 
 /// Every pool on `name`: `count` producers submit `total` copies of `job`.
