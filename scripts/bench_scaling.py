@@ -261,26 +261,28 @@ def memory_analysis(data):
 # Written by hand after looking at the full run committed with this script.
 # Re-check them against the generated bullets above after a re-run.
 OBSERVED = """\
-These notes are about the run committed with this page (2026-11-28, after the thin-task change of
-src/task/cell.rs; the machine was otherwise quiet). A single point can still move by 1.5-2x from
-one round to the next on this shared 2-core VM (this run's widest spread was the floor's at 1
-thread), so read the shape of a curve, not one number.
+These notes are about the run committed with this page (2026-11-28, after idle workers and waits
+began yielding their core instead of busy-waiting, src/engine/wait.rs). A single point can still
+move by 1.5-2x from one round to the next on this shared 2-core VM (this run's widest spread was
+the floor's at 32 threads, 93 % of its median), so read the shape of a curve, not one number.
 
-- Threads: taskwarden does not bend. Both taskwarden lines stay within 362-499 ns per task from
-  1 to 256 threads (detached 406 ns at 256, 1.1x its best). An earlier run of this bench, on the
+- Threads: taskwarden does not bend. Both taskwarden lines stay within 352-461 ns per task from
+  1 to 256 threads (detached 412 ns at 256, 1.2x its best). An earlier run of this bench, on the
   code before the idle-worker change, bent at 32 threads and reached 1089 ns (detached) and 2281
   ns (handles) at 256: workers blocked in crossbeam's `recv`, which wakes a sleeping receiver on
   every send, so nearly every spawn paid a futex wake-up. Now an idle worker searches briefly,
   then sleeps on the engine's condvar, and a spawn wakes one only when nobody is searching
   (docs/perf-notes.md). The floor, rusty_pool and threadpool, which block in a channel or condvar
-  per idle worker, rise 1.7-2.8x from their best towards 256 threads; rayon-spawn bends hardest
-  (6x its best at 256). At 2 threads (the core count) taskwarden is 1.6-1.9x the floor: one
+  per idle worker, rise 1.8-3x from their best towards 256 threads; rayon-spawn bends hardest
+  (6x its best at 256). At 2 threads (the core count) taskwarden is 1.9-2.1x the floor: one
   producer is the bottleneck, and a taskwarden spawn allocates its task, registers it and sends
-  it, where the floor's empty closure allocates nothing.
+  it, where the floor's empty closure allocates nothing (with closures that capture a word, W1c
+  in docs/bench.md, taskwarden is ahead of the floor).
 - Producers: no curve bends. With 2 workers on 2 cores, more producers make every pool but
   threadpool cheaper per task up to 4 (the floor, rusty_pool and taskwarden alike); taskwarden
-  stays about 1.5-2.2x the floor throughout. Producers do not contend on the registry (each
-  thread has its own lane of shards).
+  stays about 1.5-2.6x the floor throughout. Producers do not contend on the registry (each
+  thread has its own lane of shards), and per-producer id counters were measured to gain nothing
+  (docs/perf-notes.md).
 - Memory: every curve is flat from 10k to 10M. taskwarden costs 57.3 to 57.6 bytes per task from
   100k to 10M, both taskwarden lines alike: a 24-byte task block in a 32-byte allocator chunk
   (function table, state word, reference count, id; an empty closure and `()` take no room), 8
