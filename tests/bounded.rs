@@ -174,3 +174,32 @@ fn a_fast_producer_never_overfills_the_queue() {
         assert_eq!(manager.stats().completed, 300);
     });
 }
+
+/// A task that `running()` shows has left the queue: its place is free at
+/// once. (It used to show a moment before a bounded queue counted it out,
+/// and a spawner that had waited for it could still find the queue full.)
+#[test]
+fn a_task_shown_running_has_left_the_queue() {
+    watchdog(|| {
+        for _ in 0..300 {
+            let manager = TaskManager::builder()
+                .max_tasks(1)
+                .queue_capacity(1)
+                .start()
+                .unwrap();
+            let gate = Gate::new();
+            let g = gate.clone();
+            manager.spawn(move || g.wait()).unwrap();
+            // No sleep between looks: the check lands as close to the
+            // start as it can.
+            while manager.running().is_empty() {
+                std::hint::spin_loop();
+            }
+            let queued = manager
+                .try_spawn(|| ())
+                .expect("the running task's place in the queue is free");
+            gate.open();
+            queued.join().unwrap();
+        }
+    });
+}

@@ -8,13 +8,14 @@
 //! ```
 //!
 //! Workloads: `w1` (1M empty tasks, one producer, 2 slots), `w1-35` (the
-//! same on 35 slots; `w1-256` on 256), `w4` (2 producers x 500k, 2 slots), `w4-8` (8
-//! producers); a `-tw` suffix runs taskwarden-detached alone (for `perf`),
-//! `-twh` taskwarden with handles, `-twj` with handles kept then joined,
-//! `-floor` the floor alone; a `c` after the name (`w1c`, `w4c-tw`) makes
-//! each closure capture one word, so that every pool allocates per task;
-//! `w8-set` W8's task set alone; `w9-map`, `w9-unordered`, `w9-loop` W9's
-//! `map`, `map_unordered` and spawn/join loop alone.
+//! same on 35 slots; `w1-256` on 256), `w4` (2 producers x 500k, 2 slots),
+//! `w4-8` (8 producers); a `-tw` suffix runs taskwarden-detached alone (for
+//! `perf`), `-twh` taskwarden with handles, `-twj` with handles kept then
+//! joined, `-floor` the floor alone; a `c` after the name (`w1c`, `w4c-tw`)
+//! makes each closure capture one word, so that every pool allocates per
+//! task. `w2` runs W2's taskwarden-detached side alone, `w8-set` W8's task
+//! set; `w9-map`, `w9-unordered` and `w9-loop` W9's `map`, `map_unordered`
+//! and spawn/join loop (`-empty` after them: items that do no work).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -95,6 +96,22 @@ fn main() {
                 "w9-{kind:9} {:7.1} ns/item",
                 start.elapsed().as_nanos() as f64 / items as f64
             );
+        }
+        return;
+    }
+    if workload == "w2" {
+        // W2's taskwarden-detached side alone: 200k tasks of about 1 µs.
+        let rounds_per_us = common::rounds_per_microsecond();
+        let pool = TaskwardenDetached::new(2);
+        for _ in 0..rounds {
+            let start = Instant::now();
+            for _ in 0..200_000 {
+                pool.submit(move || {
+                    common::busy_work(rounds_per_us);
+                });
+            }
+            pool.wait();
+            println!("w2 {:7.1} ns/task", start.elapsed().as_nanos() as f64 / 2e5);
         }
         return;
     }

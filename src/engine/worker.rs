@@ -488,18 +488,20 @@ impl Engine {
         // `occupied` is written before the claim, and the claim is a
         // release: a close that reads the task as RUNNING finds its thread
         // occupied (and does not wait to join it). `current` is written
-        // after the start is counted, so that `running()` and `stats()`
-        // never show a task that is still counted as queued.
+        // after the start is counted, in the stats and in a bounded queue's
+        // count, so that `running()` and `stats()` never show a task that
+        // is still counted as queued, and a spawner that sees the task
+        // running finds its place in the queue free.
         slot.occupied.store(id, Ordering::Relaxed);
         let Some(claim) = header.try_start() else {
             slot.occupied.store(0, Ordering::Release);
             return;
         };
         StatCounters::add(&slot.counters.started, false);
-        slot.current.store(id, Ordering::Release);
         if self.counts.started() {
             self.space_freed();
         }
+        slot.current.store(id, Ordering::Release);
         self.execute(&job, claim, slot, Some(removals), 0);
         slot.occupied.store(0, Ordering::Release);
     }
