@@ -207,11 +207,8 @@ fn main() {
         v.sort_by(|a, b| a.total_cmp(b));
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
-    let floor_ns = if times[0].1.is_empty() {
-        f64::NAN
-    } else {
-        median(&mut times[0].1)
-    };
+    // NaN when the floor was not run (`median` of nothing).
+    let floor_ns = median(&mut times[0].1);
     for (pool, samples) in &mut times {
         if samples.is_empty() {
             continue;
