@@ -1,7 +1,8 @@
 //! Stress tests of idle workers, lazy thread start, keep-alive retirement
 //! and resizing: each round is a race that a lost wake-up or a thread
 //! started too few would lose (a task that never starts, a rendezvous that
-//! times out). Rounds: `IDLE_STRESS_ROUNDS` (default small enough for CI).
+//! times out). Rounds: `IDLE_STRESS_ROUNDS`, else the defaults below scaled by
+//! `TASKWARDEN_STRESS` (see `common::stress_factor`).
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,11 +28,13 @@ impl Rng {
     }
 }
 
+/// `IDLE_STRESS_ROUNDS` if set (exactly that many), else `default` scaled
+/// to where the suite runs (`common::scaled`).
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+        .unwrap_or_else(|| common::scaled(default))
 }
 
 /// One producer spawns a burst, then waits for every task of it to run: no

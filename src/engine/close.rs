@@ -128,18 +128,9 @@ impl Engine {
                     if closing.closer == me {
                         return closing.partial_report();
                     }
-                    if mode == CloseMode::Now {
-                        let sooner = match closing.escalation {
-                            Some(before) => earlier(before, deadline),
-                            None => deadline,
-                        };
-                        closing.escalation = Some(sooner);
-                        drop(state);
-                        self.parking.notify_all();
-                    } else {
-                        drop(state);
-                    }
-                    return self.await_report();
+                    drop(state);
+                    let escalate = (mode == CloseMode::Now).then_some(deadline);
+                    return self.await_report(escalate);
                 }
                 CloseState::Closed(report) => return report.clone(),
             }
@@ -304,14 +295,40 @@ impl Engine {
     }
 
     /// Waits, parked as a close, until the closer publishes its report.
-    fn await_report(&self) -> CloseReport {
+    /// `escalate` (a `close_now`'s deadline) asks the closer to stop now,
+    /// once the caller is parked: a task that escalates is excluded before
+    /// the closer can see the escalation, so it is neither waited for nor
+    /// listed. It flags its own task (and those below it on its thread)
+    /// itself, since the closer may have flagged the running tasks already.
+    fn await_report(&self, escalate: Option<Option<Instant>>) -> CloseReport {
         let closed = |engine: &Engine| match &*engine.close.lock() {
             CloseState::Closed(report) => Some(report.clone()),
             _ => None,
         };
-        self.wait_until(
+        let mut on_parked = || {
+            let Some(deadline) = escalate else {
+                return;
+            };
+            for id in self.thread_stack() {
+                if let Some(job) = self.find(id) {
+                    job.header().request_cancel();
+                }
+            }
+            let mut state = self.close.lock();
+            if let CloseState::Closing(closing) = &mut *state {
+                let sooner = match closing.escalation {
+                    Some(before) => earlier(before, deadline),
+                    None => deadline,
+                };
+                closing.escalation = Some(sooner);
+                drop(state);
+                self.parking.notify_all();
+            }
+        };
+        self.wait_parked(
             Park::Close,
             None,
+            &mut on_parked,
             &mut |_| closed(self).is_some(),
             &mut || None,
         );

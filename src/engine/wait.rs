@@ -277,7 +277,23 @@ impl Engine {
         if ready(false) {
             return true;
         }
+        self.wait_parked(park, deadline, &mut || (), ready, targets)
+    }
+
+    /// `wait_until` without its first look, with `on_parked` run once the
+    /// calling task (if it is one of this engine's) is parked, before the
+    /// wait begins: what it sets in motion sees the caller parked (and
+    /// excluded, for a close), never still running.
+    pub(crate) fn wait_parked(
+        &self,
+        park: Park,
+        deadline: Option<Instant>,
+        on_parked: &mut dyn FnMut(),
+        ready: &mut dyn FnMut(bool) -> bool,
+        targets: &mut dyn FnMut() -> Option<JobRef>,
+    ) -> bool {
         let parked = current::task_of(self.key()).and_then(|me| self.park(me, park));
+        on_parked();
         let helping = parked.as_ref().map(|parked| Arc::clone(&parked.slot));
         let mut spins = 0;
         loop {

@@ -435,10 +435,13 @@ impl Header {
         self.state.load(Ordering::Acquire) & PHASE == FINISHED
     }
 
-    /// What `TaskManager::state` says of this task.
+    /// What `TaskManager::state` says of this task. `Finished` is decided
+    /// at one point for `state` and the handle alike: the FINISHED phase
+    /// (`is_done`). A task being cancelled (CANCELLED: its closure is
+    /// being dropped) still reads `Queued`, as its handle is not finished.
     pub(crate) fn task_state(&self) -> TaskState {
         match self.phase() {
-            QUEUED => TaskState::Queued,
+            QUEUED | CANCELLED => TaskState::Queued,
             RUNNING => TaskState::Running,
             _ => TaskState::Finished,
         }
@@ -511,11 +514,16 @@ mod tests {
     fn a_cancelled_task_finishes() {
         let h = header();
         let _claim = h.try_cancel().unwrap();
-        assert_eq!(h.task_state(), TaskState::Finished);
+        assert_eq!(
+            h.task_state(),
+            TaskState::Queued,
+            "not finished while its closure is being dropped"
+        );
         assert!(h.hand_over(Ending::Cancelled));
         assert!(!h.is_done());
         h.finish();
         assert!(h.is_published() && h.is_done());
+        assert_eq!(h.task_state(), TaskState::Finished);
         assert_eq!(h.ending(), Some(Ending::Cancelled));
         assert_eq!(h.leftover(), Leftover::Nothing);
     }

@@ -13,13 +13,28 @@ use std::time::{Duration, Instant};
 /// interprets the code and its clock runs with the interpreter: far longer).
 pub const LIMIT: Duration = Duration::from_secs(if cfg!(miri) { 3_600 } else { 60 });
 
-/// `n` loop rounds natively, a few under Miri (where each round is slow).
-pub fn scaled(n: usize) -> usize {
+/// How much of its full work a stress loop does here: 1 natively; under
+/// Miri a hundredth (each round is interpreted); elsewhere what the
+/// `TASKWARDEN_STRESS` variable says (a factor such as `0.1`; `scripts/tsan`
+/// sets it, since ThreadSanitizer runs each round about ten times slower).
+/// One place, so that no loop of the suite comes near its watchdog on a
+/// slow or loaded machine.
+pub fn stress_factor() -> f64 {
     if cfg!(miri) {
-        (n / 100).max(3)
-    } else {
-        n
+        return 0.01;
     }
+    match std::env::var("TASKWARDEN_STRESS") {
+        Ok(text) => match text.trim().parse::<f64>() {
+            Ok(factor) if factor > 0.0 && factor.is_finite() => factor,
+            _ => panic!("TASKWARDEN_STRESS must be a positive number such as 0.1, not {text:?}"),
+        },
+        Err(_) => 1.0,
+    }
+}
+
+/// `n` loop rounds scaled by [`stress_factor`], never fewer than 3.
+pub fn scaled(n: usize) -> usize {
+    ((n as f64 * stress_factor()).round() as usize).max(3)
 }
 
 /// Runs `body` on its own thread and fails the test if it does not finish
