@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{hold_slot, scaled, wait_for, watchdog, LIMIT};
 use taskwarden::{TaskManager, TaskOptions, TaskState};
 
-/// 2. `close_now` from inside a task while another thread closes never
+/// Defect 2: `close_now` from inside a task while another thread closes never
 /// lists its caller: the caller is excluded before it wakes the closer.
 #[test]
 fn close_now_from_inside_during_a_close_never_lists_its_caller() {
@@ -40,7 +40,7 @@ fn close_now_from_inside_during_a_close_never_lists_its_caller() {
     });
 }
 
-/// 3. `state(id)` says `Finished` only when the handle is finished: not
+/// Defect 3: `state(id)` says `Finished` only when the handle is finished: not
 /// while another thread is still dropping the closure of the queued task it
 /// cancels.
 #[test]
