@@ -60,9 +60,9 @@ impl<'a, T> MapCore<'a, T> {
     fn refill(&mut self) {
         let window = 2 * self.set.engine().limit();
         while self.in_flight < window {
-            if self.set.engine().is_closing() {
-                self.draw = None;
-            }
+            // Also once the manager is closed: the next item, if the input
+            // has one, is refused and comes back as `Err(Cancelled)`, so
+            // the map never ends with input unaccounted for.
             let Some(draw) = self.draw.as_mut() else {
                 return;
             };

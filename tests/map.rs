@@ -335,6 +335,7 @@ fn check_after_close<T: std::fmt::Debug + PartialEq>(
     pulled_at_close: usize,
     pulled_after: usize,
     yielded_before: usize,
+    ordered: bool,
 ) {
     assert!(
         pulled_after <= pulled_at_close + 1,
@@ -346,8 +347,11 @@ fn check_after_close<T: std::fmt::Debug + PartialEq>(
         "one result per item drawn: {rest:?}"
     );
     if pulled_after == pulled_at_close + 1 {
+        // `Map` yields the refused item in its input position (the last
+        // drawn); `MapUnordered` at once.
+        let refused = if ordered { rest.last() } else { rest.first() };
         assert_eq!(
-            rest.last(),
+            refused,
             Some(&Err(TaskError::Cancelled)),
             "the rejected item comes back cancelled: {rest:?}"
         );
@@ -367,7 +371,7 @@ fn once_the_manager_is_closed_no_more_input_is_drawn() {
         let pulled_at_close = probe.pulled();
         let rest: Vec<_> = results.by_ref().collect();
         let pulled_after = probe.pulled();
-        check_after_close(&rest, pulled_at_close, pulled_after, 2);
+        check_after_close(&rest, pulled_at_close, pulled_after, 2, true);
         for (offset, result) in rest.iter().enumerate().take(pulled_at_close - 2) {
             assert_eq!(result, &Ok(offset as u64 + 2), "submitted before the close");
         }
@@ -397,7 +401,7 @@ fn a_close_that_drops_queued_items_ends_an_endless_map() {
         assert_eq!(report.cancelled.len(), pulled_at_close - 1);
         gate.open();
         let rest: Vec<_> = results.collect();
-        check_after_close(&rest, pulled_at_close, probe.pulled(), 0);
+        check_after_close(&rest, pulled_at_close, probe.pulled(), 0, true);
         assert_eq!(rest[0], Ok(0), "the running item is waited for");
         for result in &rest[1..] {
             assert_eq!(result, &Err(TaskError::Cancelled));
@@ -417,7 +421,7 @@ fn an_endless_map_unordered_ends_after_a_close() {
         manager.close();
         let pulled_at_close = probe.pulled();
         let rest: Vec<_> = results.map(|(_, r)| r).collect();
-        check_after_close(&rest, pulled_at_close, probe.pulled(), 10);
+        check_after_close(&rest, pulled_at_close, probe.pulled(), 10, false);
         assert!(
             rest.iter().filter(|r| r.is_err()).count() <= 1,
             "only the rejected item fails: {rest:?}"
@@ -450,5 +454,24 @@ fn an_empty_input_yields_nothing() {
         assert_eq!(manager.map(Vec::<u8>::new(), |x| x).next(), None);
         assert_eq!(manager.map_unordered(0..0, |x: i32| x).next(), None);
         assert_eq!(manager.stats().threads, 0, "no work, no thread");
+    });
+}
+
+/// A map made on a closed manager says so: one `Err(Cancelled)` for the
+/// first item (its spawn is refused), then the end; nothing is drawn past
+/// it. An empty input ends at once.
+#[test]
+fn a_map_on_a_closed_manager_yields_one_cancelled_item_then_ends() {
+    watchdog(|| {
+        let manager = TaskManager::new(2);
+        assert!(manager.close().is_clean());
+        let probe = Probe::new();
+        let ordered: Vec<_> = manager.map(probe.wrap(0_u64..), |x| x).collect();
+        assert_eq!(ordered, [Err(TaskError::Cancelled)]);
+        assert_eq!(probe.pulled(), 1, "one item drawn, refused");
+        let unordered: Vec<_> = manager.map_unordered(vec![7_u64, 8], |x| x).collect();
+        assert_eq!(unordered, [(0, Err(TaskError::Cancelled))]);
+        let empty: Vec<_> = manager.map(Vec::<u64>::new(), |x| x).collect();
+        assert!(empty.is_empty());
     });
 }
