@@ -29,8 +29,9 @@ impl<W: Work> Work for FlagAfter<W> {
 
     fn call(self) -> W::Output {
         if let (Some(engine), Some(id)) = (current_engine(), crate::current_task()) {
-            if let Some(at) = Instant::now().checked_add(self.after) {
-                engine.schedule(at, Event::Flag(id));
+            if let (Some(at), Some(job)) = (Instant::now().checked_add(self.after), engine.find(id))
+            {
+                engine.schedule(at, Event::Flag(job));
             }
         }
         self.work.call()
@@ -146,7 +147,10 @@ where
         ),
     }?;
     if let Some(at) = options.cancel_at {
-        engine.schedule(at, Event::CancelAt(spawned.0));
+        // A task that settled already (it ran, or was cancelled) needs none.
+        if let Some(job) = engine.find(spawned.0) {
+            engine.schedule(at, Event::CancelAt(job));
+        }
     }
     Ok(spawned)
 }

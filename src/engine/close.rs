@@ -236,10 +236,13 @@ impl Engine {
             _ => Vec::new(),
         };
         cancelled.sort_unstable();
+        // `close_now`: timed out exactly when something was abandoned. A
+        // plain close: when its deadline passed before the work it waits
+        // for had settled (not when it only cancelled far-delayed tasks).
         let timed_out = if flagged.is_some() {
             !abandoned.is_empty()
         } else {
-            !cancelled.is_empty() || !abandoned.is_empty()
+            !idle
         };
         let report = CloseReport {
             cancelled,

@@ -7,6 +7,25 @@
 //! sleeps on a condition variable until the earliest event and fires an
 //! event only once its time has come (a wait that wakes early just sleeps
 //! again): never early.
+//!
+//! # Forgetting
+//!
+//! A task can settle long before its events are due (a `cancel_after(1 h)`
+//! task that returns at once, a delayed task that is cancelled). Each event
+//! marks its task TIMED (`Header::mark_timed`); a TIMED task tells the
+//! timer when it settles (`forget_settled`), and once the settled tasks
+//! told outnumber half the heap, the heap drops every event whose task has
+//! settled. So the memory the timer holds stays proportional to the timed
+//! tasks still pending (at most about twice), never to all that ever were,
+//! at an amortised constant cost per timed task.
+//!
+//! # Close never waits for user code here
+//!
+//! Firing an event may run user code: a `cancel_at` that passes while its
+//! task is queued drops the closure on this thread. Close stops the timer
+//! and joins the thread only when it is not firing; otherwise it leaves the
+//! thread to finish that event and exit on its own, as it leaves a worker
+//! whose task still runs.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -18,16 +37,23 @@ use crate::panic::log_safely;
 use crate::sync::thread::{self, JoinHandle};
 use crate::sync::{Condvar, Mutex};
 use crate::task::cell::JobRef;
-use crate::task::TaskId;
 
-/// What the timer does when an event's time comes.
+/// What the timer does when an event's time comes, to which task.
 pub(crate) enum Event {
     /// A delayed task's start time: put it in the run queue.
     Start(JobRef),
     /// `cancel_at`: cancel the task if queued, flag it if running.
-    CancelAt(TaskId),
+    CancelAt(JobRef),
     /// `cancel_after`: flag the task if it still runs.
-    Flag(TaskId),
+    Flag(JobRef),
+}
+
+impl Event {
+    fn job(&self) -> &JobRef {
+        match self {
+            Event::Start(job) | Event::CancelAt(job) | Event::Flag(job) => job,
+        }
+    }
 }
 
 struct Entry {
@@ -61,8 +87,30 @@ struct State {
     heap: BinaryHeap<Reverse<Entry>>,
     /// For events that are not a task's start (after every id).
     next_sequence: u64,
+    /// Timed tasks that settled since the heap was last swept (some of
+    /// their events may have fired already: an upper bound).
+    settled: usize,
+    /// The thread is firing an event (it may be running user code).
+    firing: bool,
     stopped: bool,
     thread: Option<JoinHandle<()>>,
+}
+
+/// Below this many events the heap is never swept: small is cheap.
+const SWEEP_FLOOR: usize = 64;
+
+impl State {
+    /// Takes out the events of settled tasks, for the caller to drop
+    /// outside the lock.
+    fn sweep(&mut self) -> Vec<Reverse<Entry>> {
+        self.settled = 0;
+        let (dead, live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.heap)
+            .into_vec()
+            .into_iter()
+            .partition(|Reverse(entry)| entry.event.job().header().is_done());
+        self.heap = BinaryHeap::from(live);
+        dead
+    }
 }
 
 /// An engine's timer; see the module docs.
@@ -79,6 +127,10 @@ impl Timer {
         let mut state = self.state.lock();
         if state.stopped {
             return false;
+        }
+        if !event.job().header().mark_timed() {
+            // Settled already: nothing left to do at `at`.
+            return true;
         }
         let sequence = match &event {
             Event::Start(job) => job.header().id().get(),
@@ -134,18 +186,37 @@ impl Timer {
             .collect()
     }
 
+    /// A timed task settled: once enough have, the heap forgets the events
+    /// of settled tasks (see the module docs).
+    pub(crate) fn forget_settled(&self) {
+        let dead = {
+            let mut state = self.state.lock();
+            state.settled += 1;
+            let len = state.heap.len();
+            if len < SWEEP_FLOOR || state.settled * 2 < len {
+                return;
+            }
+            state.sweep()
+        };
+        // Dropped outside the lock: the last reference frees the task.
+        drop(dead);
+    }
+
     /// Stops the thread (pending events are dropped: close has settled
-    /// their tasks) and joins it, unless this is the timer thread itself.
+    /// their tasks) and joins it, unless this is the timer thread itself or
+    /// it is firing an event (which may run user code: a closure's `Drop`):
+    /// that thread exits on its own once the event is done.
     pub(crate) fn stop(&self) {
-        let thread = {
+        let (thread, pending, firing) = {
             let mut state = self.state.lock();
             state.stopped = true;
-            state.heap.clear();
-            state.thread.take()
+            let pending = std::mem::take(&mut state.heap);
+            (state.thread.take(), pending, state.firing)
         };
         self.wake.notify_all();
+        drop(pending);
         if let Some(thread) = thread {
-            if thread.thread().id() != thread::current().id() {
+            if !firing && thread.thread().id() != thread::current().id() {
                 let _ = thread.join();
             }
         }
@@ -158,6 +229,7 @@ impl Timer {
         loop {
             let event = {
                 let mut state = timer.state.lock();
+                state.firing = false;
                 loop {
                     if state.stopped {
                         return;
@@ -166,6 +238,7 @@ impl Timer {
                     match state.heap.peek() {
                         Some(Reverse(first)) if first.at <= now => {
                             let Reverse(entry) = state.heap.pop().expect("peeked");
+                            state.firing = true;
                             break entry.event;
                         }
                         Some(Reverse(first)) => {
@@ -193,16 +266,12 @@ impl Engine {
                     let _ = self.ensure_threads();
                 }
             }
-            Event::CancelAt(id) => {
-                if let Some(job) = self.find(id) {
-                    self.cancel_job(&job);
-                }
+            Event::CancelAt(job) => {
+                self.cancel_job(&job);
             }
-            Event::Flag(id) => {
-                if let Some(job) = self.find(id) {
-                    if job.header().is_running() {
-                        job.header().request_cancel();
-                    }
+            Event::Flag(job) => {
+                if job.header().is_running() {
+                    job.header().request_cancel();
                 }
             }
         }

@@ -206,6 +206,10 @@ impl Context for RunCx<'_> {
         self.engine.parking.notify_all();
     }
 
+    fn forget_timers(&self) {
+        self.engine.timer.forget_settled();
+    }
+
     fn messages(&self) -> &Messages {
         self.engine.messages()
     }
@@ -240,6 +244,10 @@ impl Context for CancelCx<'_> {
 
     fn wake_waiters(&self) {
         self.0.parking.notify_all();
+    }
+
+    fn forget_timers(&self) {
+        self.0.timer.forget_settled();
     }
 
     fn messages(&self) -> &Messages {

@@ -118,6 +118,9 @@ pub(crate) trait Context {
     fn settled(&self);
     /// A waiter announced itself on this task: wake the parking gate.
     fn wake_waiters(&self);
+    /// The timer held an event for this task, which has settled: the
+    /// event is no longer needed (see `engine::timer`).
+    fn forget_timers(&self) {}
     /// Where a panic message waits for the task's handle.
     fn messages(&self) -> &Messages;
 }
@@ -315,8 +318,12 @@ impl<W: Work, S: Sink> Task<W, S> {
             }
         }
         cx.released();
-        if header.finish() {
+        let finished = header.finish();
+        if finished.waiter {
             cx.wake_waiters();
+        }
+        if finished.timed {
+            cx.forget_timers();
         }
         self.sink.settled(id);
         // Counted last: whoever sees the counts settle (drain, close) also

@@ -26,6 +26,8 @@
 //!   fields:  OUTCOME         how it ended (completed, panicked, cancelled):
 //!                            written with PUBLISHED, read by the handle
 //!          TAKEN             the handle took or dropped the result
+//!          TIMED             the timer holds an event for it: settling
+//!                            tells the timer, which forgets it
 //!          HOME (high byte)  the registry shard it lives in; never changes
 //! ```
 //!
@@ -140,6 +142,7 @@ const JOIN_WAITING: u32 = 1 << 5;
 const DELAYED: u32 = 1 << 6;
 const OUTCOME: u32 = 0b11 << 7;
 const TAKEN: u32 = 1 << 9;
+const TIMED: u32 = 1 << 10;
 const HOME_SHIFT: u32 = 24;
 
 /// How a task ended, as the state word's OUTCOME field holds it.
@@ -194,6 +197,15 @@ impl Claim<'_> {
     pub(crate) fn is_for(&self, header: &Header) -> bool {
         std::ptr::eq(self.header, header)
     }
+}
+
+/// What [`Header::finish`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Finished {
+    /// A waiter announced itself: wake the parking gate.
+    pub(crate) waiter: bool,
+    /// The timer holds an event for the task: tell it to forget.
+    pub(crate) timed: bool,
 }
 
 /// What every task has whatever its closure and result types: its state
@@ -326,11 +338,23 @@ impl Header {
 
     /// The task is settled (its result handed over or dropped, and counted):
     /// RUNNING or CANCELLED → FINISHED. An RMW, since a cancel request or a
-    /// waiter may race in; true if a waiter announced itself (wake the gate).
-    pub(crate) fn finish(&self) -> bool {
+    /// waiter may race in; says whether a waiter announced itself (wake the
+    /// gate) and whether the timer holds an event for the task.
+    pub(crate) fn finish(&self) -> Finished {
         let before = self.state.fetch_or(FINISHED, Ordering::AcqRel);
         debug_assert!(before & PHASE != QUEUED);
-        before & JOIN_WAITING != 0
+        Finished {
+            waiter: before & JOIN_WAITING != 0,
+            timed: before & TIMED != 0,
+        }
+    }
+
+    /// The timer is about to hold an event for this task; false if the
+    /// task has settled already (the event is not needed). The RMW orders
+    /// this against `finish`: whichever comes second sees the other, so a
+    /// settling task whose event the timer keeps always tells it.
+    pub(crate) fn mark_timed(&self) -> bool {
+        self.state.fetch_or(TIMED, Ordering::AcqRel) & PHASE != FINISHED
     }
 
     /// The handle goes away: how the task ended if the result was already
@@ -488,7 +512,7 @@ mod tests {
         let _claim = h.try_start().unwrap();
         assert!(h.hand_over(Ending::Returned));
         assert_eq!(h.task_state(), TaskState::Running, "until settled");
-        assert!(!h.finish());
+        assert!(!h.finish().waiter);
         assert_eq!(h.task_state(), TaskState::Finished);
         assert_eq!(h.leftover(), Leftover::Value);
         assert_eq!(
@@ -506,7 +530,7 @@ mod tests {
         assert!(!h.hand_over(Ending::Returned));
         assert_eq!(h.leftover(), Leftover::Nothing);
         assert!(!h.announce_waiter());
-        assert!(h.finish(), "the waiter is woken");
+        assert!(h.finish().waiter, "the waiter is woken");
         assert!(h.announce_waiter(), "and sees the task done");
     }
 
