@@ -243,7 +243,8 @@ impl TaskManager {
     /// Cancels the task `id`: a queued task never starts (its closure is
     /// dropped on this thread before `cancel` returns), a running one sees
     /// [`is_cancelled`](crate::is_cancelled) turn true. Returns true if the
-    /// task was still queued or running.
+    /// task was still queued or running; false for another manager's id
+    /// (ids know their manager: it never reaches a task of this one).
     ///
     /// # Examples
     ///
@@ -318,7 +319,7 @@ impl TaskManager {
     }
 
     /// Where the task `id` is in its life; `None` only for an id above
-    /// every id this manager has used.
+    /// every id this manager has used, or another manager's id.
     ///
     /// # Examples
     ///
@@ -337,12 +338,13 @@ impl TaskManager {
 
     /// Waits until every listed task has finished (detached ones too).
     /// From inside a task of this manager, it runs listed tasks that have
-    /// not started on its own thread.
+    /// not started on its own thread. Another manager's id counts as
+    /// finished (it is never this manager's task).
     ///
     /// # Panics
     ///
-    /// If an id is above every id this manager has used; the message names
-    /// it.
+    /// If an id of this manager's is above every id it has used; the
+    /// message names it.
     ///
     /// # Examples
     ///
@@ -394,6 +396,11 @@ impl TaskManager {
         let mut pending: Vec<JobRef> = Vec::new();
         for id in ids {
             let id = *id.borrow();
+            if !engine.owns(id) {
+                // Another manager's task: never this one's, so nothing to
+                // wait for here.
+                continue;
+            }
             if !engine.was_issued(id) {
                 return Err(id);
             }

@@ -328,7 +328,7 @@ mod tests {
     fn job(id: u64) -> JobRef {
         JobRef::new(
             Task::new(
-                TaskId::new(id).unwrap(),
+                TaskId::from_raw(id).unwrap(),
                 Inline(|| ()),
                 (),
                 false,
@@ -348,7 +348,7 @@ mod tests {
         assert_eq!(registry.len(), 300);
         assert_eq!(
             registry
-                .get(TaskId::new(130).unwrap())
+                .get(TaskId::from_raw(130).unwrap())
                 .unwrap()
                 .header()
                 .id()
@@ -358,17 +358,17 @@ mod tests {
         let mut removals = Removals::new();
         let graveyard = Graveyard::new();
         for id in (1..=300).rev().step_by(2) {
-            let job = registry.get(TaskId::new(id).unwrap()).unwrap();
+            let job = registry.get(TaskId::from_raw(id).unwrap()).unwrap();
             removals.push(&registry, &graveyard, &job);
         }
         removals.flush(&registry, &graveyard);
         graveyard.free_all();
         assert_eq!(registry.len(), 150);
-        assert!(registry.get(TaskId::new(300).unwrap()).is_none());
-        assert!(registry.get(TaskId::new(299).unwrap()).is_some());
-        let job = registry.get(TaskId::new(299).unwrap()).unwrap();
+        assert!(registry.get(TaskId::from_raw(300).unwrap()).is_none());
+        assert!(registry.get(TaskId::from_raw(299).unwrap()).is_some());
+        let job = registry.get(TaskId::from_raw(299).unwrap()).unwrap();
         registry.remove(&job);
-        assert!(registry.get(TaskId::new(299).unwrap()).is_none());
+        assert!(registry.get(TaskId::from_raw(299).unwrap()).is_none());
         assert_eq!(registry.snapshot().len(), 149);
     }
 

@@ -43,7 +43,7 @@ use crate::registry::{self, Registry};
 use crate::stats::Stats;
 use crate::sync::{channel, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, Receiver, Sender};
 use crate::task::cell::{Erase, Head, JobRef, Messages, Outcome, Sink, Task, TaskRef, Work};
-use crate::task::{TaskId, TaskState};
+use crate::task::{IdSpace, TaskId, TaskState};
 
 pub(crate) use close::CloseMode;
 pub(crate) use timer::Event;
@@ -212,6 +212,8 @@ impl StatCounters {
 #[repr(align(128))]
 pub(crate) struct Engine {
     pub(crate) config: Config,
+    /// This manager's ids (its tag).
+    ids: IdSpace,
     /// The concurrency limit now in force (`set_max_tasks`).
     limit: Padded<AtomicUsize>,
     counts: Counts,
@@ -243,6 +245,7 @@ impl Engine {
         let limit = config.max_tasks;
         Arc::new(Engine {
             config,
+            ids: IdSpace::new(),
             limit: Padded(AtomicUsize::new(limit)),
             counts: Counts::new(bounded),
             registry: Registry::new(),
@@ -334,7 +337,7 @@ impl Engine {
         // Free the memory of tasks the workers are done with here, on the
         // thread that allocates the next ones (see `graveyard`).
         self.graveyard.free_one();
-        let id = TaskId::new(raw_id).expect("task ids start at 1");
+        let id = self.ids.id(raw_id);
         let task = Task::new(
             id,
             work,
@@ -434,7 +437,7 @@ impl Engine {
         sink: S,
         erase: Erase<'a>,
     ) -> TaskRef<W::Output> {
-        let id = TaskId::new(self.counts.burn_id()).expect("task ids start at 1");
+        let id = self.ids.id(self.counts.burn_id());
         let job = JobRef::new(
             Task::new(id, work, sink, false, registry::home_for(id.get())),
             erase,
@@ -494,7 +497,7 @@ impl Engine {
     }
 
     pub(crate) fn cancel(&self, id: TaskId) -> bool {
-        match self.registry.get(id) {
+        match self.find(id) {
             Some(job) => self.cancel_job(&job),
             None => false,
         }
@@ -522,9 +525,10 @@ impl Engine {
         reached
     }
 
-    /// `None` only for an id above every id used so far.
+    /// `None` only for an id above every id used so far, or another
+    /// manager's.
     pub(crate) fn state(&self, id: TaskId) -> Option<TaskState> {
-        if id.get() > self.counts.issued() {
+        if !self.was_issued(id) {
             return None;
         }
         Some(match self.registry.get(id) {
@@ -533,14 +537,23 @@ impl Engine {
         })
     }
 
-    /// The task registered under `id`, if it is not settled and gone.
+    /// The task registered under `id`, if it is this manager's and not
+    /// settled and gone.
     pub(crate) fn find(&self, id: TaskId) -> Option<JobRef> {
+        if !self.ids.owns(id) {
+            return None;
+        }
         self.registry.get(id)
     }
 
-    /// Whether `id` was ever handed out.
+    /// Whether this manager issued `id`.
+    pub(crate) fn owns(&self, id: TaskId) -> bool {
+        self.ids.owns(id)
+    }
+
+    /// Whether `id` was ever handed out by this manager.
     pub(crate) fn was_issued(&self, id: TaskId) -> bool {
-        id.get() <= self.counts.issued()
+        self.ids.owns(id) && id.get() <= self.counts.issued()
     }
 
     /// Ids accepted and not started, ascending.

@@ -416,7 +416,7 @@ impl Engine {
         if self.counts.started() {
             self.space_freed();
         }
-        slot.current.store(header.id().get(), Ordering::Release);
+        slot.current.store(header.id().raw(), Ordering::Release);
         self.execute(&job, claim, slot, None, previous);
         true
     }

@@ -492,7 +492,7 @@ impl Engine {
         if !header.is_queued() {
             return; // cancelled, or already run by a helping waiter
         }
-        let id = header.id().get();
+        let id = header.id().raw();
         // `occupied` is written before the claim, and the claim is a
         // release: a close that reads the task as RUNNING finds its thread
         // occupied (and does not wait to join it). `current` is written
@@ -570,7 +570,7 @@ impl Engine {
             .lock()
             .slots
             .iter()
-            .filter_map(|slot| TaskId::new(slot.current.load(Ordering::Acquire)))
+            .filter_map(|slot| TaskId::from_raw(slot.current.load(Ordering::Acquire)))
             .collect();
         ids.sort_unstable();
         ids
@@ -617,7 +617,7 @@ impl Engine {
                     // A thread whose task has settled and is only handing
                     // its result over will be free in a moment: join it.
                     entry.thread.thread().id() == me
-                        || TaskId::new(entry.slot.occupied.load(Ordering::Acquire))
+                        || TaskId::from_raw(entry.slot.occupied.load(Ordering::Acquire))
                             .and_then(|id| self.registry.get(id))
                             .is_some_and(|job| job.header().is_running())
                 });

@@ -693,7 +693,7 @@ mod tests {
     }
 
     fn id() -> TaskId {
-        TaskId::new(1).unwrap()
+        TaskId::from_raw(1).unwrap()
     }
 
     /// A task with a handle: the job and the typed reference.

@@ -52,10 +52,19 @@ use std::num::NonZeroU64;
 
 use crate::sync::{AtomicU32, Ordering};
 
-/// The id of a task, unique within its manager.
+/// The id of a task: its number within its manager, and which manager
+/// issued it.
 ///
 /// Ids increase in the order in which tasks are accepted, and the first task
-/// of a manager is `task-1`.
+/// of a manager is `task-1`. An id also records its manager: passing one
+/// manager's id to another is never mistaken for one of that manager's
+/// tasks (`cancel` returns false, `state` returns `None`). Ids of different
+/// managers compare unequal, ordered by manager, then by number.
+///
+/// An id is one word: the manager's tag in its high 16 bits, the number in
+/// the low 48 (2.8 × 10¹⁴ tasks per manager). Managers alive at the same
+/// time never share a tag; a tag is reused only after it is free again and
+/// the other 65,534 have been handed out since.
 ///
 /// # Examples
 ///
@@ -66,13 +75,34 @@ use crate::sync::{AtomicU32, Ordering};
 /// assert_eq!(first.id().get(), 1);
 /// assert!(first.id() < second.id());
 /// assert_eq!(second.id().to_string(), "task-2");
+///
+/// let other = taskwarden::TaskManager::new(2);
+/// let elsewhere = other.spawn(|| ()).unwrap();
+/// assert_eq!(elsewhere.id().get(), 1);
+/// assert_ne!(elsewhere.id(), first.id(), "same number, another manager");
+/// assert!(!manager.cancel(elsewhere.id()));
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TaskId(NonZeroU64);
 
+/// Bits of an id that hold its number; the rest hold its manager's tag.
+const NUMBER_BITS: u32 = 48;
+const NUMBER_MASK: u64 = (1 << NUMBER_BITS) - 1;
+
 impl TaskId {
-    pub(crate) fn new(raw: u64) -> Option<TaskId> {
+    /// The id from its whole word (tag and number), as `raw` gave it.
+    pub(crate) fn from_raw(raw: u64) -> Option<TaskId> {
         NonZeroU64::new(raw).map(TaskId)
+    }
+
+    /// The whole word: tag and number (never 0).
+    pub(crate) fn raw(self) -> u64 {
+        self.0.get()
+    }
+
+    /// The tag of the manager that issued it.
+    fn tag(self) -> u64 {
+        self.0.get() >> NUMBER_BITS
     }
 
     /// The number behind the id, starting at 1 for a manager's first task.
@@ -85,13 +115,13 @@ impl TaskId {
     /// ```
     #[must_use]
     pub fn get(self) -> u64 {
-        self.0.get()
+        self.0.get() & NUMBER_MASK
     }
 }
 
 impl fmt::Debug for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TaskId({})", self.0)
+        write!(f, "TaskId({})", self.get())
     }
 }
 
@@ -99,9 +129,95 @@ impl fmt::Display for TaskId {
     /// `task-17`; honours width and alignment (`{:>10}`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if f.width().is_some() {
-            f.pad(&format!("task-{}", self.0))
+            f.pad(&format!("task-{}", self.get()))
         } else {
-            write!(f, "task-{}", self.0)
+            write!(f, "task-{}", self.get())
+        }
+    }
+}
+
+/// The tags of the managers alive now (one bit each), and where the search
+/// for the next free one starts. A plain std mutex: taken only when a
+/// manager is made or dropped.
+struct Tags {
+    in_use: Vec<u64>,
+    next: u64,
+}
+
+static TAGS: std::sync::Mutex<Tags> = std::sync::Mutex::new(Tags {
+    in_use: Vec::new(),
+    next: 1,
+});
+
+/// Tags run from 1 to this (0 is never used, so tags stay visible).
+const MAX_TAG: u64 = (1 << (64 - NUMBER_BITS)) - 1;
+
+/// One manager's ids: its tag, held while it lives.
+pub(crate) struct IdSpace {
+    /// The tag, shifted into place.
+    high: u64,
+}
+
+impl IdSpace {
+    /// Takes the next tag that no living manager holds (round-robin, so a
+    /// dropped manager's tag comes back last). With every tag in use (65,535
+    /// managers alive at once) the next one is shared, and said so.
+    pub(crate) fn new() -> IdSpace {
+        let mut tags = TAGS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if tags.in_use.is_empty() {
+            tags.in_use = vec![0; (MAX_TAG as usize + 1).div_ceil(64)];
+        }
+        let start = tags.next;
+        let mut tag = start;
+        loop {
+            let (word, bit) = ((tag / 64) as usize, tag % 64);
+            if tags.in_use[word] & (1 << bit) == 0 {
+                tags.in_use[word] |= 1 << bit;
+                break;
+            }
+            tag = if tag == MAX_TAG { 1 } else { tag + 1 };
+            if tag == start {
+                crate::panic::log_safely!(
+                    Warn,
+                    "{MAX_TAG} task managers alive at once: task ids of two of them share a tag"
+                );
+                break;
+            }
+        }
+        tags.next = if tag == MAX_TAG { 1 } else { tag + 1 };
+        IdSpace {
+            high: tag << NUMBER_BITS,
+        }
+    }
+
+    /// The id of this manager's task number `number` (from 1).
+    ///
+    /// # Panics
+    ///
+    /// Past 2⁴⁸ − 1 tasks (about nine years at a million tasks a second).
+    #[inline]
+    pub(crate) fn id(&self, number: u64) -> TaskId {
+        assert!(
+            number != 0 && number <= NUMBER_MASK,
+            "task ids of this manager are used up"
+        );
+        TaskId(NonZeroU64::new(self.high | number).expect("the number is not 0"))
+    }
+
+    /// Whether this manager issued `id`.
+    #[inline]
+    pub(crate) fn owns(&self, id: TaskId) -> bool {
+        id.tag() == self.high >> NUMBER_BITS
+    }
+}
+
+impl Drop for IdSpace {
+    fn drop(&mut self) {
+        let tag = self.high >> NUMBER_BITS;
+        let mut tags = TAGS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (word, bit) = ((tag / 64) as usize, tag % 64);
+        if let Some(word) = tags.in_use.get_mut(word) {
+            *word &= !(1 << bit);
         }
     }
 }
@@ -494,7 +610,7 @@ mod tests {
     use super::*;
 
     fn header() -> Header {
-        Header::new(TaskId::new(1).unwrap(), false, 0)
+        Header::new(TaskId::from_raw(1).unwrap(), false, 0)
     }
 
     #[test]
@@ -554,7 +670,7 @@ mod tests {
 
     #[test]
     fn the_home_survives_every_flag() {
-        let h = Header::new(TaskId::new(9).unwrap(), true, 31);
+        let h = Header::new(TaskId::from_raw(9).unwrap(), true, 31);
         assert_eq!(h.home(), 31);
         h.request_cancel();
         let _claim = h.try_start().unwrap();
