@@ -54,9 +54,9 @@ mod tests {
     fn a_map_works_with_task_ids() {
         let mut map: DenseMap<crate::task::TaskId, u64> = DenseMap::default();
         for n in 1..=1000 {
-            map.insert(crate::task::TaskId::new(n).unwrap(), n * 2);
+            map.insert(crate::task::TaskId::from_raw(n).unwrap(), n * 2);
         }
-        assert_eq!(map[&crate::task::TaskId::new(777).unwrap()], 1554);
+        assert_eq!(map[&crate::task::TaskId::from_raw(777).unwrap()], 1554);
         assert_eq!(map.len(), 1000);
     }
 }
