@@ -6,10 +6,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::{Engine, Park};
+use crate::engine::{Awaited, Engine, Park};
 use crate::error::TaskError;
-use crate::task::cell::TaskRef;
-use crate::task::TaskId;
+use crate::task::cell::{JobRef, TaskRef};
+use crate::task::{Header, TaskId};
 
 /// What [`TaskHandle`] and [`ScopedHandle`] share: the typed task, and the
 /// engine it belongs to (to cancel it, and to wait helpfully).
@@ -72,13 +72,7 @@ impl<T> HandleCore<'_, T> {
                     header.is_done()
                 }
             },
-            &mut || {
-                if header.is_claimable() {
-                    engine.find(id)
-                } else {
-                    None
-                }
-            },
+            &mut OneTask { engine, header, id },
         )
     }
 
@@ -365,6 +359,27 @@ impl<'scope, T> ScopedHandle<'scope, T> {
 impl<T> fmt::Debug for ScopedHandle<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.core.fmt("ScopedHandle", f)
+    }
+}
+
+/// The one task a handle waits for.
+struct OneTask<'a> {
+    engine: &'a Engine,
+    header: &'a Header,
+    id: TaskId,
+}
+
+impl Awaited for OneTask<'_> {
+    fn claimable(&mut self) -> Option<JobRef> {
+        if self.header.is_claimable() {
+            self.engine.find(self.id)
+        } else {
+            None
+        }
+    }
+
+    fn ids(&mut self, out: &mut Vec<TaskId>) {
+        out.push(self.id);
     }
 }
 

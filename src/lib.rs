@@ -216,6 +216,7 @@ mod current;
 mod graveyard;
 mod hooks;
 mod registry;
+mod slots;
 
 mod engine;
 

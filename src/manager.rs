@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::builder::{Builder, Config};
-use crate::engine::{Blocking, CloseMode, Engine, Handle, Park};
+use crate::engine::{Awaited, Blocking, CloseMode, Engine, Handle, Park};
 use crate::error::{CloseReport, SpawnError};
 use crate::handle::{HandleCore, TaskHandle};
 use crate::options::TaskOptions;
@@ -423,13 +423,7 @@ impl TaskManager {
                     pending.is_empty()
                 }
             },
-            &mut || {
-                pending
-                    .borrow()
-                    .iter()
-                    .find(|job| job.header().is_claimable())
-                    .cloned()
-            },
+            &mut Listed(&pending),
         ))
     }
 
@@ -699,6 +693,23 @@ impl fmt::Debug for TaskManager {
             .field("closed", &self.is_closed())
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+/// The tasks a `wait_all` still waits for.
+struct Listed<'a>(&'a std::cell::RefCell<Vec<JobRef>>);
+
+impl Awaited for Listed<'_> {
+    fn claimable(&mut self) -> Option<JobRef> {
+        self.0
+            .borrow()
+            .iter()
+            .find(|job| job.header().is_claimable())
+            .cloned()
+    }
+
+    fn ids(&mut self, out: &mut Vec<TaskId>) {
+        out.extend(self.0.borrow().iter().map(|job| job.header().id()));
     }
 }
 

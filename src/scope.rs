@@ -37,7 +37,7 @@ use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crate::engine::{Blocking, Engine, Handle, Park};
+use crate::engine::{Blocking, Engine, Handle, NoTasks, Park};
 use crate::error::{SpawnErrorKind, TaskError};
 use crate::handle::{HandleCore, ScopedHandle};
 use crate::manager::TaskManager;
@@ -350,7 +350,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             Park::Tasks,
             None,
             &mut |_| pending.load(Ordering::Acquire) == 0,
-            &mut || None,
+            &mut NoTasks,
         );
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::dense::DenseMap;
-use crate::engine::{Blocking, Engine, Handle, Park};
+use crate::engine::{Awaited, Blocking, Engine, Handle, Park};
 use crate::error::{SpawnError, TaskError};
 use crate::handle::HandleCore;
 use crate::manager::TaskManager;
@@ -155,7 +155,11 @@ impl<'a, T> SetCore<'a, T> {
                     state.waiting = sleeping && state.done.is_empty();
                     !state.done.is_empty()
                 },
-                &mut || next_unstarted(engine, unstarted, members),
+                &mut Members {
+                    engine,
+                    unstarted,
+                    members,
+                },
             );
             completed.state.lock().waiting = false;
             if !ready {
@@ -184,23 +188,32 @@ impl<'a, T> SetCore<'a, T> {
     }
 }
 
-/// The first member, in spawn order, that may still be queued.
-fn next_unstarted<T>(
-    engine: &Engine,
-    unstarted: &mut VecDeque<TaskId>,
-    members: &DenseMap<TaskId, HandleCore<'_, T>>,
-) -> Option<JobRef> {
-    while let Some(&id) = unstarted.front() {
-        if members.contains_key(&id) {
-            if let Some(job) = engine.find(id) {
-                if job.header().is_claimable() {
-                    return Some(job);
+/// The members a set waits for.
+struct Members<'s, 'a, T> {
+    engine: &'s Engine,
+    unstarted: &'s mut VecDeque<TaskId>,
+    members: &'s DenseMap<TaskId, HandleCore<'a, T>>,
+}
+
+impl<T> Awaited for Members<'_, '_, T> {
+    /// The first member, in spawn order, that may still be queued.
+    fn claimable(&mut self) -> Option<JobRef> {
+        while let Some(&id) = self.unstarted.front() {
+            if self.members.contains_key(&id) {
+                if let Some(job) = self.engine.find(id) {
+                    if job.header().is_claimable() {
+                        return Some(job);
+                    }
                 }
             }
+            self.unstarted.pop_front();
         }
-        unstarted.pop_front();
+        None
     }
-    None
+
+    fn ids(&mut self, out: &mut Vec<TaskId>) {
+        out.extend(self.members.keys().copied());
+    }
 }
 
 impl<T> Drop for SetCore<'_, T> {

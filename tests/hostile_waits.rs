@@ -153,9 +153,10 @@ fn two_tasks_drain_at_the_same_moment_with_one_slot() {
     });
 }
 
-// Case 5.
+// Case 5, as part three has it: a spawn waiting for room lends its slot
+// and runs nothing on its own thread; another thread runs the queue.
 #[test]
-fn a_task_spawning_into_a_full_queue_runs_queued_work_itself() {
+fn a_task_spawning_into_a_full_queue_lends_its_slot() {
     watchdog(|| {
         let manager = Arc::new(
             TaskManager::builder()
@@ -169,18 +170,22 @@ fn a_task_spawning_into_a_full_queue_runs_queued_work_itself() {
             .spawn(move || {
                 let first = m.spawn(|| thread::current().id()).unwrap();
                 // The queue holds `first` and the only slot is ours: this
-                // spawn can only make progress by running `first` here.
+                // spawn can only make progress by lending the slot.
                 let second = m.spawn(|| thread::current().id()).unwrap();
                 (thread::current().id(), first, second)
             })
             .unwrap();
         let (parent_thread, first, second) = parent.join().unwrap();
-        assert_eq!(
+        assert_ne!(
             first.join(),
             Ok(parent_thread),
-            "the blocked spawn ran the first child on the parent's thread"
+            "the blocked spawn ran a stranger on its own thread"
         );
         assert!(second.join().is_ok());
+        assert!(
+            manager.stats().threads <= 2,
+            "one thread per lent slot at most"
+        );
     });
 }
 

@@ -18,7 +18,9 @@ use taskwarden::{TaskManager, TaskOptions, TaskState};
 #[test]
 fn close_now_from_inside_during_a_close_never_lists_its_caller() {
     watchdog(|| {
-        for round in 0..scaled(300) {
+        let rounds = scaled(300);
+        let mut ran = 0;
+        for round in 0..rounds {
             let m = Arc::new(TaskManager::new(1));
             let weak = Arc::downgrade(&m);
             let task = m
@@ -29,7 +31,12 @@ fn close_now_from_inside_during_a_close_never_lists_its_caller() {
                 .unwrap();
             let id = task.id();
             let outer = m.close_timeout(Duration::from_millis(23));
-            let inner = task.join().expect("the task ran");
+            // On a loaded machine the task may not have started by the
+            // outer deadline: then the close cancelled it, nothing to check.
+            let Ok(inner) = task.join() else {
+                continue;
+            };
+            ran += 1;
             for report in [&inner, &outer] {
                 assert!(
                     !report.stopped.contains(&id) && !report.abandoned.contains(&id),
@@ -37,6 +44,10 @@ fn close_now_from_inside_during_a_close_never_lists_its_caller() {
                 );
             }
         }
+        assert!(
+            ran * 2 >= rounds,
+            "only {ran} of {rounds} tasks ran before the close"
+        );
     });
 }
 

@@ -30,7 +30,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Engine, Park};
+use super::{Engine, NoTasks, Park};
 use crate::error::CloseReport;
 use crate::panic::log_safely;
 use crate::sync::thread::{self, ThreadId};
@@ -96,6 +96,7 @@ impl Drop for Finish<'_> {
         if self.armed {
             let engine = self.engine;
             engine.stopping.store(true, Ordering::SeqCst);
+            engine.slots.stop();
             let mut state = engine.close.lock();
             if let CloseState::Closing(closing) = &*state {
                 let report = closing.partial_report();
@@ -188,10 +189,10 @@ impl Engine {
                 Park::Close,
                 until,
                 &mut |_| {
-                    idle = self.idle_reached();
+                    idle = self.idle_reached(&stack);
                     idle || (!escalated && self.escalation().is_some())
                 },
-                &mut || None,
+                &mut NoTasks,
             );
             if idle || until.is_some_and(|until| Instant::now() >= until) {
                 break;
@@ -200,7 +201,14 @@ impl Engine {
 
         let mut abandoned = Vec::new();
         if !idle {
-            let excluded = self.excluded_now();
+            // Claims stop first, then the sweep: every task it finds
+            // running held its slot before the deadline, and no task starts
+            // while it cancels the rest.
+            self.stopping.store(true, Ordering::SeqCst);
+            self.slots.stop();
+            self.drop_deferred();
+            let mut excluded = self.excluded_now();
+            excluded.extend(self.waiting_on(&stack));
             let mut all = self.registry.snapshot();
             all.sort_by_key(|job| job.header().id());
             for job in &all {
@@ -227,6 +235,8 @@ impl Engine {
         stopped.sort_unstable();
 
         self.stopping.store(true, Ordering::SeqCst);
+        self.slots.stop();
+        self.drop_deferred();
         self.timer.stop();
         self.stop_workers();
         self.graveyard.free_all();
@@ -276,7 +286,8 @@ impl Engine {
         for job in &all {
             self.cancel_if_queued(job, |id| self.note_cancelled(id));
         }
-        let excluded = self.excluded_now();
+        let mut excluded = self.excluded_now();
+        excluded.extend(self.waiting_on(stack));
         let mut flagged = Vec::new();
         for job in &all {
             let header = job.header();
@@ -333,7 +344,7 @@ impl Engine {
             None,
             &mut on_parked,
             &mut |_| closed(self).is_some(),
-            &mut || None,
+            &mut NoTasks,
         );
         closed(self).expect("the close finished")
     }

@@ -61,6 +61,8 @@ struct Sleepers {
 /// What an idle worker got.
 pub(crate) enum Next {
     Message(Message),
+    /// Deferred work is ready (see `Engine::defer`): look there.
+    Deferred,
     /// `keep_alive` ran out with the queue empty.
     TimedOut,
 }
@@ -106,10 +108,15 @@ impl Idle {
 
     /// The next message for an idle worker: searches, then sleeps until
     /// `deadline` (none: until woken).
+    ///
+    /// `deferred` says whether deferred work is ready; it is looked at as
+    /// the queue is (a slot freed while this worker sleeps wakes it through
+    /// `Engine::slot_freed`).
     pub(crate) fn next(
         &self,
         receiver: &Receiver<Message>,
         deadline: impl Fn() -> Option<Instant>,
+        deferred: &dyn Fn() -> bool,
     ) -> Next {
         if let Ok(message) = receiver.try_recv() {
             return Next::Message(message);
@@ -122,11 +129,15 @@ impl Idle {
                     self.found_work(receiver);
                     return Next::Message(message);
                 }
+                if deferred() {
+                    self.found_work(receiver);
+                    return Next::Deferred;
+                }
                 if round < rounds {
                     spin();
                 }
             }
-            match self.sleep(receiver, deadline()) {
+            match self.sleep(receiver, deadline(), deferred) {
                 Slept::Searching => rounds = SPIN_ROUNDS,
                 Slept::TimedOut => return Next::TimedOut,
             }
@@ -143,7 +154,12 @@ impl Idle {
     }
 
     /// Sleeps (entered searching) until woken, work is seen, or `deadline`.
-    fn sleep(&self, receiver: &Receiver<Message>, deadline: Option<Instant>) -> Slept {
+    fn sleep(
+        &self,
+        receiver: &Receiver<Message>,
+        deadline: Option<Instant>,
+        deferred: &dyn Fn() -> bool,
+    ) -> Slept {
         let mut sleepers = self.sleepers.lock();
         sleepers.count += 1;
         self.sleeping.fetch_add(1, Ordering::SeqCst);
@@ -156,7 +172,7 @@ impl Idle {
                 sleepers.count -= 1;
                 return Slept::Searching;
             }
-            if !receiver.is_empty() {
+            if !receiver.is_empty() || deferred() {
                 break Slept::Searching;
             }
             match deadline {

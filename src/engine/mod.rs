@@ -27,10 +27,11 @@ mod timer;
 mod wait;
 mod worker;
 
+use std::collections::VecDeque;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crate::builder::Config;
@@ -40,6 +41,7 @@ use crate::graveyard::Graveyard;
 use crate::padded::Padded;
 use crate::panic::log_safely;
 use crate::registry::{self, Registry};
+use crate::slots::Slots;
 use crate::stats::Stats;
 use crate::sync::{channel, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, Receiver, Sender};
 use crate::task::cell::{Erase, Head, JobRef, Messages, Outcome, Sink, Task, TaskRef, Work};
@@ -47,7 +49,7 @@ use crate::task::{IdSpace, TaskId, TaskState};
 
 pub(crate) use close::CloseMode;
 pub(crate) use timer::Event;
-pub(crate) use wait::Park;
+pub(crate) use wait::{Awaited, NoTasks, Park};
 pub(crate) use worker::{current_engine, on_worker_thread};
 
 use self::close::CloseState;
@@ -212,8 +214,21 @@ impl StatCounters {
 #[repr(align(128))]
 pub(crate) struct Engine {
     pub(crate) config: Config,
+    /// This engine, for the few places that start a thread from a `&self`.
+    me: Weak<Engine>,
     /// This manager's ids (its tag).
     ids: IdSpace,
+    /// Slots held by running tasks: the reservation that keeps the limit
+    /// exact (see `slots`).
+    slots: Padded<Slots>,
+    /// Parked tasks whose slot is lent: the manager may have this many
+    /// threads above the limit.
+    lent: AtomicUsize,
+    /// Tasks a worker took from the run queue when no slot was free (a
+    /// parked task had resumed, or the limit fell): the oldest work there
+    /// is, run before the queue's.
+    deferred: Mutex<VecDeque<JobRef>>,
+    deferred_len: AtomicUsize,
     /// The concurrency limit now in force (`set_max_tasks`).
     limit: Padded<AtomicUsize>,
     counts: Counts,
@@ -243,9 +258,14 @@ impl Engine {
         let (sender, receiver) = channel();
         let bounded = config.queue_capacity.is_some();
         let limit = config.max_tasks;
-        Arc::new(Engine {
+        Arc::new_cyclic(|me| Engine {
             config,
+            me: me.clone(),
             ids: IdSpace::new(),
+            slots: Padded(Slots::default()),
+            lent: AtomicUsize::new(0),
+            deferred: Mutex::new(VecDeque::new()),
+            deferred_len: AtomicUsize::new(0),
             limit: Padded(AtomicUsize::new(limit)),
             counts: Counts::new(bounded),
             registry: Registry::new(),
@@ -447,6 +467,63 @@ impl Engine {
         }
         // SAFETY: the task was made from `W` above.
         unsafe { TaskRef::from_job(job) }
+    }
+
+    /// A slot was given back by a thread that will not look for work
+    /// itself (a task parked and lent it, a parked task's inline run
+    /// ended, the limit rose): if work waits, wakes an idle worker, and
+    /// starts one if there are fewer threads than the work needs (up to the
+    /// limit plus the lent slots). SeqCst: paired with a worker that defers
+    /// a task and then looks at the slots (see `worker`).
+    pub(crate) fn slot_freed(&self) {
+        if self.deferred_len.load(Ordering::SeqCst) > 0 || !self.receiver.is_empty() {
+            self.idle.notify_work();
+            if let Some(me) = self.me.upgrade() {
+                let _ = me.grow();
+            }
+        }
+    }
+
+    /// More threads than the limit plus the lent slots: asks one to retire
+    /// (after a parked task resumed).
+    fn retire_surplus(&self) {
+        if self.is_surplus() {
+            self.post(Message::wake());
+        }
+    }
+
+    /// Keeps a task that a worker took from the queue when no slot was
+    /// free, ahead of the queue.
+    fn defer(&self, job: JobRef, front: bool) {
+        let mut deferred = self.deferred.lock();
+        if front {
+            deferred.push_front(job);
+        } else {
+            deferred.push_back(job);
+        }
+        self.deferred_len.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The oldest deferred task, if any.
+    fn take_deferred(&self) -> Option<JobRef> {
+        if self.deferred_len.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        let job = self.deferred.lock().pop_front()?;
+        self.deferred_len.fetch_sub(1, Ordering::SeqCst);
+        Some(job)
+    }
+
+    /// Deferred work waits and a slot is free (for an idle worker).
+    fn deferred_ready(&self) -> bool {
+        self.deferred_len.load(Ordering::SeqCst) > 0 && self.slots.has_room(self.limit())
+    }
+
+    /// Close stops every claim: the deferred tasks are left to its sweep.
+    fn drop_deferred(&self) {
+        let deferred = std::mem::take(&mut *self.deferred.lock());
+        self.deferred_len.store(0, Ordering::SeqCst);
+        drop(deferred);
     }
 
     /// Where panic messages wait for their handles.

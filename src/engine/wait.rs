@@ -1,5 +1,5 @@
-//! The parking gate, and the helping wait that every blocking call of the
-//! crate is built on.
+//! The parking gate, and the waits that every blocking call of the crate is
+//! built on: they *lend* their slot, and never run a stranger.
 //!
 //! # One gate
 //!
@@ -18,42 +18,54 @@
 //!   waiter (`Counts::sync_with_settlers`);
 //! - a task's hand-over and `join`: RMWs on the task's state word
 //!   (`Header::announce_waiter`);
-//! - new work and helpers asleep: SeqCst on both sides (the channel's send
-//!   and emptiness test are SeqCst, and so are the helper count's accesses);
-//!   helpers also never sleep longer than [`HELPER_NAP`];
-//! - everything rare (close begins, the excluded set changes, a bounded
-//!   queue gains room): a fence, or an unconditional wake.
+//! - new work and waiters that may run what they wait for: SeqCst on both
+//!   sides, and such waiters never sleep longer than [`HELPER_NAP`];
+//! - everything rare (close begins, the excluded set or the wait-for
+//!   relation changes, a bounded queue gains room): a fence, or an
+//!   unconditional wake.
 //!
-//! # Waits that help
+//! # Waits lend their slot
 //!
-//! A wait called from inside one of the engine's own tasks must not sleep
-//! while the work it waits for sits in the queue behind it: with every slot
-//! taken by waiting tasks, nothing would ever run. So such a wait *parks*
-//! its task (the task stops counting as running, and its slot is lent) and,
-//! while fewer tasks run than the limit allows, claims queued tasks and runs
-//! them on its own thread: first the ones it waits for (a joined child, a
-//! task set's members), then the oldest in the queue. The task ids and
-//! `current_task()` nest; when the wait is over, the task resumes at once.
+//! A wait called from inside one of the engine's own tasks *parks* its task:
+//! the task stops counting as running, and its slot (`slots`) is lent, so
+//! that another worker thread, started if none is idle, runs the queue
+//! meanwhile (the compensation of Java's `ForkJoinPool`; the manager may
+//! then have more threads than `max_tasks`, at most one more per lent
+//! slot). On its own thread a parked task runs only a task it waits for by
+//! id (a joined child, a set's member, a map's item), and only while it is
+//! still queued: it hands it its own slot if the limit allows, or claims a
+//! slot as a worker would. It never runs a stranger, so a task that holds a
+//! lock while it waits cannot deadlock on a stranger taking the same lock
+//! (rayon's issue 592), and a close keeps its deadline from inside a task.
+//! When the wait is over, the task resumes at once, without waiting for a
+//! slot. Inline runs nest only while a quarter of the thread's stack is
+//! left (`worker::stack_allows_inline`); deeper, the waiting task lends its
+//! slot instead, so a chain of 10,000 joins needs no big stack.
+//!
+//! # Who is left out
 //!
 //! A task parked in `drain` or `close` (and every task below it on the same
 //! thread) is *excluded*: other drains and closes neither wait for it nor
 //! list it, since it is itself waiting for them. A task parked waiting on
-//! particular tasks stays counted: it will resume its own work.
+//! particular tasks stays counted: it will resume its own work, except
+//! that a drain or close called from inside task T also leaves out every
+//! task parked waiting, directly or through other parked tasks, for T (the
+//! *wait-for* relation, kept in [`Parking`] while such tasks sleep).
 
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::worker::{own_slot, Slot};
-use super::{Engine, Opened, StatCounters};
+use super::worker::{own_slot, stack_allows_inline, Slot};
+use super::{Engine, StatCounters};
 use crate::current;
 use crate::padded::Padded;
 use crate::sync::{fence, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::task::cell::JobRef;
 use crate::task::TaskId;
 
-/// The longest a helping waiter sleeps without looking at the queue again:
-/// a safety net under the SeqCst pairing with spawners.
+/// The longest a waiter that may run what it waits for sleeps without
+/// looking again: a safety net under the SeqCst pairing with spawners.
 const HELPER_NAP: Duration = Duration::from_millis(50);
 
 /// How many rounds a wait spins before it sleeps on the gate (and an idle
@@ -85,7 +97,8 @@ pub(crate) enum Park {
     Close,
     /// A spawn waiting for room in a bounded queue.
     Space,
-    /// Waiting for particular tasks (`join`, `wait_all`, a set, a map).
+    /// Waiting for particular tasks (`join`, `wait_all`, a set, a map, the
+    /// end of `scoped`), or `lend_slot`.
     Tasks,
 }
 
@@ -93,6 +106,26 @@ impl Park {
     fn excludes(self) -> bool {
         matches!(self, Park::Drain | Park::Close)
     }
+}
+
+/// The tasks a wait is for, as far as the engine needs to know them.
+pub(crate) trait Awaited {
+    /// One of them that may still be queued (a parked task may run it on
+    /// its own thread); `None` when none may.
+    fn claimable(&mut self) -> Option<JobRef>;
+    /// Adds their ids to `out`, for the wait-for relation.
+    fn ids(&mut self, out: &mut Vec<TaskId>);
+}
+
+/// A wait for no task in particular (drain, close, room in the queue).
+pub(crate) struct NoTasks;
+
+impl Awaited for NoTasks {
+    fn claimable(&mut self) -> Option<JobRef> {
+        None
+    }
+
+    fn ids(&mut self, _out: &mut Vec<TaskId>) {}
 }
 
 /// Where every wait of an engine sleeps; see the module docs.
@@ -104,11 +137,15 @@ pub(crate) struct Parking {
     idle_waiters: AtomicUsize,
     /// Waiting for room in a bounded queue.
     space_waiters: AtomicUsize,
-    /// Tasks parked in a wait, which take new work.
+    /// Parked tasks that may run what they wait for once it is queued.
     helpers: AtomicUsize,
     /// Tasks parked in drain or close, and those below them.
     excluded: Mutex<Vec<TaskId>>,
     excluded_count: AtomicUsize,
+    /// The wait-for relation: tasks asleep in a wait on particular tasks,
+    /// with the ids they wait for.
+    waits: Mutex<Vec<(TaskId, Vec<TaskId>)>>,
+    waits_count: AtomicUsize,
 }
 
 impl Parking {
@@ -154,14 +191,52 @@ crate::sync::thread_local_cell! {
 /// A task parked in a wait; undone when dropped.
 struct Parked<'a> {
     engine: &'a Engine,
+    me: TaskId,
     slot: Arc<Padded<Slot>>,
     previous: u64,
     excluded: Vec<TaskId>,
     marked: Vec<usize>,
+    /// Its slot is lent (it no longer holds one).
+    lent: bool,
+    /// It is in the wait-for relation.
+    waiting: bool,
+}
+
+impl Parked<'_> {
+    /// Lends this task's slot, once: another thread may run the queue.
+    fn lend(&mut self) {
+        if self.lent {
+            return;
+        }
+        self.lent = true;
+        let engine = self.engine;
+        engine.lent.fetch_add(1, Ordering::SeqCst);
+        engine.slots.release();
+        engine.slot_freed();
+    }
+
+    /// Enters the wait-for relation (before sleeping on particular tasks).
+    fn wait_for(&mut self, awaited: &mut dyn Awaited) {
+        if self.waiting {
+            return;
+        }
+        let mut ids = Vec::new();
+        awaited.ids(&mut ids);
+        if ids.is_empty() {
+            return;
+        }
+        self.waiting = true;
+        let parking = &self.engine.parking;
+        parking.waits.lock().push((self.me, ids));
+        parking.waits_count.fetch_add(1, Ordering::SeqCst);
+        // A drain's condition may depend on it.
+        parking.notify_all();
+    }
 }
 
 impl Drop for Parked<'_> {
     fn drop(&mut self) {
+        let engine = self.engine;
         PARKED.with(|parked| {
             let mut parked = parked.borrow_mut();
             parked.pop();
@@ -169,8 +244,17 @@ impl Drop for Parked<'_> {
                 parked[at].excluded = false;
             }
         });
+        if self.waiting {
+            let parking = &engine.parking;
+            let mut waits = parking.waits.lock();
+            if let Some(at) = waits.iter().position(|(id, _)| *id == self.me) {
+                waits.swap_remove(at);
+            }
+            drop(waits);
+            parking.waits_count.fetch_sub(1, Ordering::SeqCst);
+        }
         if !self.excluded.is_empty() {
-            let parking = &self.engine.parking;
+            let parking = &engine.parking;
             let mut list = parking.excluded.lock();
             for id in &self.excluded {
                 if let Some(at) = list.iter().position(|x| x == id) {
@@ -181,22 +265,58 @@ impl Drop for Parked<'_> {
                 .excluded_count
                 .fetch_sub(self.excluded.len(), Ordering::SeqCst);
         }
+        if self.lent {
+            // Back at once, over the limit if need be; a thread started
+            // for the lent slot is surplus once its task is done.
+            engine.slots.resume();
+            engine.lent.fetch_sub(1, Ordering::SeqCst);
+            engine.retire_surplus();
+        }
         self.slot.current.store(self.previous, Ordering::Release);
     }
 }
 
-/// What the oldest message in the queue turned out to be.
-enum Taken {
-    Job(JobRef),
-    /// A control message for a worker, put back: nothing to run now.
-    Control,
-    Nothing,
-}
-
 impl Engine {
-    /// Tasks that every drain and close waits for are all settled.
-    pub(super) fn idle_reached(&self) -> bool {
-        self.counts.active() <= self.parking.excluded_count.load(Ordering::Acquire)
+    /// Tasks that every drain and close waits for are all settled. `roots`:
+    /// the caller's own tasks (its thread's stack), whose waiters are left
+    /// out too.
+    pub(super) fn idle_reached(&self, roots: &[TaskId]) -> bool {
+        let active = self.counts.active();
+        let excluded = self.parking.excluded_count.load(Ordering::Acquire);
+        if active <= excluded {
+            return true;
+        }
+        if roots.is_empty() || self.parking.waits_count.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        active <= excluded + self.waiting_on(roots).len()
+    }
+
+    /// The tasks asleep waiting, directly or through other such tasks, for
+    /// one of `roots`, that are not excluded already.
+    pub(super) fn waiting_on(&self, roots: &[TaskId]) -> Vec<TaskId> {
+        if roots.is_empty() || self.parking.waits_count.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
+        let waits = self.parking.waits.lock();
+        let mut reached: Vec<TaskId> = roots.to_vec();
+        let mut added = Vec::new();
+        loop {
+            let before = added.len();
+            for (waiter, on) in waits.iter() {
+                if !reached.contains(waiter) && on.iter().any(|id| reached.contains(id)) {
+                    reached.push(*waiter);
+                    added.push(*waiter);
+                }
+            }
+            if added.len() == before {
+                break;
+            }
+        }
+        drop(waits);
+        let excluded = self.parking.excluded.lock();
+        added.retain(|id| !excluded.contains(id));
+        added
     }
 
     /// After a task settled (`settled` is the count its RMW returned):
@@ -204,14 +324,16 @@ impl Engine {
     pub(super) fn after_settle(&self, settled: u64) {
         let parking = &self.parking;
         if parking.idle_waiters.load(Ordering::Relaxed) > 0
-            && self.counts.active_given(settled) <= parking.excluded_count.load(Ordering::Acquire)
+            && self.counts.active_given(settled)
+                <= parking.excluded_count.load(Ordering::Acquire)
+                    + parking.waits_count.load(Ordering::Acquire)
         {
             parking.notify_all();
         }
     }
 
-    /// After a task joined the run queue: wakes parked helpers (they may
-    /// run it), and starts a thread if threads retired meanwhile.
+    /// After a task joined the run queue: wakes parked waiters (it may be
+    /// one they wait for), and starts a thread if threads retired meanwhile.
     pub(super) fn after_enqueue(self: &Arc<Self>) {
         if self.parking.helpers.load(Ordering::SeqCst) > 0 {
             self.parking.notify_all();
@@ -244,7 +366,7 @@ impl Engine {
             Park::Space,
             None,
             &mut |_| self.is_closing() || self.counts.has_space(capacity),
-            &mut || None,
+            &mut NoTasks,
         );
         !self.is_closing()
     }
@@ -252,11 +374,12 @@ impl Engine {
     /// `drain` and `drain_timeout`.
     pub(crate) fn drain(&self, timeout: Option<Duration>) -> bool {
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        let roots = self.thread_stack();
         self.wait_until(
             Park::Drain,
             deadline,
-            &mut |_| self.idle_reached(),
-            &mut || None,
+            &mut |_| self.idle_reached(&roots),
+            &mut NoTasks,
         )
     }
 
@@ -265,19 +388,19 @@ impl Engine {
     /// `ready(sleeping)` is asked again under the gate's mutex just before
     /// each sleep, with `sleeping` true: a wait on particular tasks
     /// announces itself on them then. From inside one of this engine's
-    /// tasks the wait helps (see the module docs): `targets` offers the
-    /// tasks it waits for that may still be queued.
+    /// tasks the wait parks and lends its slot (see the module docs), and
+    /// may run a task of `awaited` that is still queued.
     pub(crate) fn wait_until(
         &self,
         park: Park,
         deadline: Option<Instant>,
         ready: &mut dyn FnMut(bool) -> bool,
-        targets: &mut dyn FnMut() -> Option<JobRef>,
+        awaited: &mut dyn Awaited,
     ) -> bool {
         if ready(false) {
             return true;
         }
-        self.wait_parked(park, deadline, &mut || (), ready, targets)
+        self.wait_parked(park, deadline, &mut || (), ready, awaited)
     }
 
     /// `wait_until` without its first look, with `on_parked` run once the
@@ -290,31 +413,20 @@ impl Engine {
         deadline: Option<Instant>,
         on_parked: &mut dyn FnMut(),
         ready: &mut dyn FnMut(bool) -> bool,
-        targets: &mut dyn FnMut() -> Option<JobRef>,
+        awaited: &mut dyn Awaited,
     ) -> bool {
-        let parked = current::task_of(self.key()).and_then(|me| self.park(me, park));
+        let mut parked = current::task_of(self.key()).and_then(|me| self.park(me, park));
         on_parked();
-        let helping = parked.as_ref().map(|parked| Arc::clone(&parked.slot));
+        let helping = parked.is_some() && park == Park::Tasks;
         let mut spins = 0;
         loop {
             if ready(false) {
                 return true;
             }
-            let mut bounced = false;
-            if let Some(slot) = &helping {
-                if self.may_help() {
-                    if let Some(job) = targets() {
-                        if self.run_here(job, slot) {
-                            continue;
-                        }
-                    }
-                    match self.take_oldest() {
-                        Taken::Job(job) => {
-                            self.run_here(job, slot);
-                            continue;
-                        }
-                        Taken::Control => bounced = true,
-                        Taken::Nothing => {}
+            if let Some(parked) = parked.as_mut() {
+                if let Some(job) = awaited.claimable() {
+                    if self.run_awaited(job, parked) {
+                        continue;
                     }
                 }
             }
@@ -327,11 +439,17 @@ impl Engine {
                 spins += 1;
                 continue;
             }
+            if let Some(parked) = parked.as_mut() {
+                parked.lend();
+                if park == Park::Tasks {
+                    parked.wait_for(awaited);
+                }
+            }
             let mut guard = self.parking.lock.lock();
             let _registered = Registered {
                 counters: [
                     self.parking.counter(park),
-                    helping.as_ref().map(|_| &self.parking.helpers),
+                    helping.then_some(&self.parking.helpers),
                 ],
             };
             for counter in _registered.counters.iter().flatten() {
@@ -348,16 +466,8 @@ impl Engine {
                 return true;
             }
             let mut until = deadline;
-            if helping.is_some() {
-                if !bounced && !self.receiver.is_empty() && self.may_help() {
-                    continue;
-                }
-                let nap = if bounced {
-                    Duration::from_millis(1)
-                } else {
-                    HELPER_NAP
-                };
-                let nap_end = now + nap;
+            if helping {
+                let nap_end = now + HELPER_NAP;
                 until = Some(until.map_or(nap_end, |until| until.min(nap_end)));
             }
             match until {
@@ -369,47 +479,39 @@ impl Engine {
         }
     }
 
-    /// Whether a parked task may run another now: fewer tasks run than the
-    /// limit (parked ones not counted), and close is not stopping.
-    fn may_help(&self) -> bool {
-        if self.stopping.load(Ordering::Acquire) {
+    /// Runs `job`, a task the parked task waits for, on this thread if it
+    /// is still queued, enough stack is left, and a slot is had: the
+    /// parked task's own, handed over while the limit allows, or one
+    /// claimed as a worker claims. False if it did not run it.
+    fn run_awaited(&self, job: JobRef, parked: &mut Parked<'_>) -> bool {
+        if !stack_allows_inline() {
+            // Too deep to nest: another thread runs it.
+            parked.lend();
             return false;
         }
-        // With no surplus thread, every other thread runs at most one task
-        // and this one runs none: there is room by construction.
-        self.threads_alive.load(Ordering::Acquire) <= self.limit()
-            || self.running_count() < self.limit()
-    }
-
-    /// The oldest message in the run queue, if it is a task still queued.
-    fn take_oldest(&self) -> Taken {
-        loop {
-            match self.receiver.try_recv() {
-                Ok(message) => match message.open() {
-                    Opened::Run(job) => {
-                        if job.header().is_queued() {
-                            return Taken::Job(job);
-                        }
-                    }
-                    other => {
-                        // Meant for a worker: put it back for one.
-                        self.post(other.into());
-                        return Taken::Control;
-                    }
-                },
-                Err(_) => return Taken::Nothing,
+        // A slot for `job`: a claimed one when this task's is lent, else
+        // this task's own, handed over while the limit allows.
+        let claimed = parked.lent;
+        if claimed {
+            if !self.slots.try_claim(self.limit()) {
+                return false;
             }
+        } else if !self.slots.transfer(self.limit()) {
+            // Over the limit (a parked task resumed, or the limit fell):
+            // this task must not hold a slot while it waits.
+            parked.lend();
+            return false;
         }
-    }
-
-    /// Claims `job` and runs it on this (parked) thread; false if someone
-    /// else claimed it first.
-    fn run_here(&self, job: JobRef, slot: &Slot) -> bool {
         let header = job.header();
-        let previous = slot.current.load(Ordering::Acquire);
         let Some(claim) = header.try_start() else {
+            if claimed {
+                self.slots.release();
+                self.slot_freed();
+            }
             return false;
         };
+        let slot = &parked.slot;
+        let previous = slot.current.load(Ordering::Acquire);
         // As in the worker loop: counted as started (and out of a bounded
         // queue) before it shows.
         StatCounters::add(&slot.counters.started, false);
@@ -418,6 +520,10 @@ impl Engine {
         }
         slot.current.store(header.id().raw(), Ordering::Release);
         self.execute(&job, claim, slot, None, previous);
+        if claimed {
+            self.slots.release();
+            self.slot_freed();
+        }
         true
     }
 
@@ -457,10 +563,13 @@ impl Engine {
         }
         Some(Parked {
             engine: self,
+            me,
             slot,
             previous,
             excluded,
             marked,
+            lent: false,
+            waiting: false,
         })
     }
 
@@ -477,6 +586,7 @@ impl Engine {
                 .collect()
         });
         ids.extend(current::task_of(key));
+        ids.dedup();
         ids
     }
 

@@ -124,6 +124,9 @@ struct WorkerRecord {
     key: usize,
     slot: Arc<Padded<Slot>>,
     engine: Weak<Engine>,
+    /// Below this address the thread's stack is too short for another
+    /// inline run (see `stack_allows_inline`).
+    stack_floor: usize,
 }
 
 crate::sync::thread_local_cell! {
@@ -140,6 +143,47 @@ pub(crate) fn current_engine() -> Option<Arc<Engine>> {
 /// quiet panic hook).
 pub(crate) fn on_worker_thread() -> bool {
     WORKER.with(|record| record.borrow().is_some())
+}
+
+/// The stack size of a worker thread: the builder's, else what std would
+/// give a new thread (`RUST_MIN_STACK`, else 2 MiB). Set explicitly on
+/// every worker, so that `stack_allows_inline` knows it.
+fn worker_stack_size(configured: Option<usize>) -> usize {
+    static DEFAULT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    configured.unwrap_or_else(|| {
+        *DEFAULT.get_or_init(|| {
+            std::env::var("RUST_MIN_STACK")
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or(2 << 20)
+        })
+    })
+}
+
+/// How much of a worker's stack inline runs may use: while more than a
+/// quarter of it is left, a waiting task may run a task it waits for on its
+/// own stack; below that it lends its slot and another thread runs it. So a
+/// chain of joins of any depth never overflows, and a task run inline still
+/// has at least a quarter of the stack (512 KiB of the default 2 MiB).
+const INLINE_SHARE_NUMERATOR: usize = 3;
+const INLINE_SHARE_DENOMINATOR: usize = 4;
+
+/// Whether this worker thread has stack enough left to run another task
+/// inline (see `INLINE_SHARE_NUMERATOR`). Stacks grow down on every target
+/// Rust threads run on here; under loom (whose threads have stacks of
+/// their own) always.
+pub(super) fn stack_allows_inline() -> bool {
+    if cfg!(loom) {
+        return true;
+    }
+    let here = std::hint::black_box(0_u8);
+    let address = std::ptr::addr_of!(here) as usize;
+    WORKER.with(|record| {
+        record
+            .borrow()
+            .as_ref()
+            .is_none_or(|record| address > record.stack_floor)
+    })
 }
 
 /// This thread's slot, if it is a worker of the engine `key`.
@@ -340,26 +384,26 @@ impl Engine {
                 }
             }
             if sure {
-                return active.saturating_sub(finishing).min(self.limit());
+                return active.saturating_sub(finishing).min(self.thread_cap());
             }
             // A thread is between two adjacent stores: let it move on.
             thread::yield_now();
         }
-        self.counts.active().min(self.limit())
+        self.counts.active().min(self.thread_cap())
     }
 
     fn start_thread(self: &Arc<Self>, workers: &mut Workers) -> io::Result<String> {
         let index = workers.free_index();
         let name = format!("{}-{}", self.config.thread_name, index);
         let slot = Arc::new(Padded(Slot::default()));
-        let mut builder = thread::Builder::new().name(name.clone());
-        if let Some(size) = self.config.stack_size {
-            builder = builder.stack_size(size);
-        }
+        let stack_size = worker_stack_size(self.config.stack_size);
+        let builder = thread::Builder::new()
+            .name(name.clone())
+            .stack_size(stack_size);
         let engine = Arc::clone(self);
         let worker_slot = Arc::clone(&slot);
         self.threads_alive.fetch_add(1, Ordering::SeqCst);
-        match builder.spawn(move || engine.work(worker_slot)) {
+        match builder.spawn(move || engine.work(worker_slot, stack_size)) {
             Ok(thread) => {
                 workers.threads.push(Entry {
                     thread,
@@ -388,23 +432,37 @@ impl Engine {
     }
 
     /// The body of a worker thread.
-    fn work(self: Arc<Self>, slot: Arc<Padded<Slot>>) {
+    fn work(self: Arc<Self>, slot: Arc<Padded<Slot>>, stack_size: usize) {
+        let top = std::hint::black_box(0_u8);
+        let top = std::ptr::addr_of!(top) as usize;
+        let usable = stack_size / INLINE_SHARE_DENOMINATOR * INLINE_SHARE_NUMERATOR;
         WORKER.with(|record| {
             *record.borrow_mut() = Some(WorkerRecord {
                 key: self.key(),
                 slot: Arc::clone(&slot),
                 engine: Arc::downgrade(&self),
+                stack_floor: top.saturating_sub(usable),
             })
         });
         Hooks::thread_hook(&self.config.hooks.on_thread_start, "on_thread_start");
         let mut removals = Removals::new();
         let mut retired = false;
         loop {
+            // Deferred tasks are older than anything in the queue.
+            if self.deferred_ready() {
+                if let Some(job) = self.take_deferred() {
+                    self.process(job, &slot, &mut removals, true);
+                    continue;
+                }
+            }
             let keep_alive = self.config.keep_alive;
-            let next = self.idle.next(&self.receiver, || {
-                keep_alive.and_then(|idle| Instant::now().checked_add(idle))
-            });
+            let next = self.idle.next(
+                &self.receiver,
+                || keep_alive.and_then(|idle| Instant::now().checked_add(idle)),
+                &|| self.deferred_ready(),
+            );
             match next {
+                Next::Deferred => {}
                 Next::TimedOut => {
                     removals.flush(&self.registry, &self.graveyard);
                     if self.try_retire(Retire::Idle, &slot) {
@@ -420,7 +478,7 @@ impl Engine {
                             retired = true;
                             break;
                         }
-                        self.process(job, &slot, &mut removals);
+                        self.process(job, &slot, &mut removals, false);
                     }
                     Opened::Wake => {
                         if self.is_surplus() && self.try_retire(Retire::Surplus, &slot) {
@@ -440,8 +498,14 @@ impl Engine {
         }
     }
 
-    fn is_surplus(&self) -> bool {
-        self.threads_alive.load(Ordering::Acquire) > self.limit()
+    /// More threads than the limit plus the slots lent by parked tasks.
+    pub(super) fn is_surplus(&self) -> bool {
+        self.threads_alive.load(Ordering::Acquire) > self.thread_cap()
+    }
+
+    /// How many threads may live now: the limit, plus one per lent slot.
+    fn thread_cap(&self) -> usize {
+        self.limit() + self.lent.load(Ordering::Acquire)
     }
 
     /// Lets this thread go, unless close is stopping the threads (it will
@@ -454,7 +518,7 @@ impl Engine {
         }
         match why {
             Retire::Surplus => {
-                if self.threads_alive.load(Ordering::Acquire) <= self.limit() {
+                if !self.is_surplus() {
                     return false;
                 }
                 self.threads_alive.fetch_sub(1, Ordering::SeqCst);
@@ -486,11 +550,20 @@ impl Engine {
         true
     }
 
-    /// Claims and runs one job taken from the queue.
-    fn process(&self, job: JobRef, slot: &Slot, removals: &mut Removals) {
+    /// Claims a slot for one job taken from the queue (or deferred, then
+    /// `again`), and runs it. Without a free slot the job is deferred: kept
+    /// ahead of the queue for the next thread that has one.
+    fn process(&self, job: JobRef, slot: &Slot, removals: &mut Removals, again: bool) {
         let header = job.header();
         if !header.is_queued() {
-            return; // cancelled, or already run by a helping waiter
+            return; // cancelled, or already run by a waiting task
+        }
+        if !self.slots.try_claim(self.limit()) {
+            if self.slots.is_stopped() {
+                return; // close sweeps what is left
+            }
+            self.defer(job, again);
+            return;
         }
         let id = header.id().raw();
         // `occupied` is written before the claim, and the claim is a
@@ -503,6 +576,7 @@ impl Engine {
         slot.occupied.store(id, Ordering::Relaxed);
         let Some(claim) = header.try_start() else {
             slot.occupied.store(0, Ordering::Release);
+            self.slots.release();
             return;
         };
         StatCounters::add(&slot.counters.started, false);
@@ -512,6 +586,8 @@ impl Engine {
         slot.current.store(id, Ordering::Release);
         self.execute(&job, claim, slot, Some(removals), 0);
         slot.occupied.store(0, Ordering::Release);
+        // This thread looks for work next: no wake-up needed.
+        self.slots.release();
     }
 
     /// Runs a task whose claim this thread won, on `slot`, then settles it:
@@ -574,16 +650,6 @@ impl Engine {
             .collect();
         ids.sort_unstable();
         ids
-    }
-
-    /// How many tasks run now (parked ones not counted).
-    pub(super) fn running_count(&self) -> usize {
-        self.workers
-            .lock()
-            .slots
-            .iter()
-            .filter(|slot| slot.current.load(Ordering::Acquire) != 0)
-            .count()
     }
 
     /// Changes the concurrency limit: raising starts threads for queued
