@@ -4,35 +4,8 @@ use std::error::Error;
 use std::fmt;
 use std::time::Duration;
 
+use crate::config::{check_max_tasks, Config, LIMIT};
 use crate::hooks::{Hooks, PanicReport};
-use crate::manager::TaskManager;
-
-/// The largest `max_tasks` and `queue_capacity`: a bound that keeps every
-/// count far from overflow, and any real machine far below.
-const LIMIT: usize = u32::MAX as usize / 2;
-
-/// Checks a `max_tasks` value (for the builder and `set_max_tasks`).
-pub(crate) fn check_max_tasks(n: usize) -> Result<(), String> {
-    if n == 0 {
-        Err("must be at least 1, got 0".to_owned())
-    } else if n > LIMIT {
-        Err(format!("must be at most {LIMIT}, got {n}"))
-    } else {
-        Ok(())
-    }
-}
-
-/// The validated settings a manager runs with.
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub(crate) max_tasks: usize,
-    pub(crate) close_timeout: Duration,
-    pub(crate) queue_capacity: Option<usize>,
-    pub(crate) thread_name: String,
-    pub(crate) stack_size: Option<usize>,
-    pub(crate) keep_alive: Option<Duration>,
-    pub(crate) hooks: Hooks,
-}
 
 /// Settings for a [`TaskManager`], checked by [`start`](Builder::start).
 ///
@@ -266,22 +239,9 @@ impl Builder {
         self
     }
 
-    /// Checks the settings and starts the manager. No thread starts until
-    /// the first task arrives.
-    ///
-    /// # Errors
-    ///
-    /// A [`BuildError`] naming the setting when `max_tasks` or
-    /// `queue_capacity` is 0 or above 2³¹, `close_timeout` is zero, or the
-    /// thread name is empty or holds a NUL byte.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let error = taskwarden::TaskManager::builder().max_tasks(0).start().unwrap_err();
-    /// assert_eq!(error.setting(), "max_tasks");
-    /// ```
-    pub fn start(self) -> Result<TaskManager, BuildError> {
+    /// Checks the settings: the [`Config`] they make, or the error that
+    /// names the first bad one ([`start`](Builder::start) uses it).
+    pub(crate) fn validate(self) -> Result<Config, BuildError> {
         let config = self.config;
         let fail = |setting, problem| Err(BuildError { setting, problem });
         if let Err(problem) = check_max_tasks(config.max_tasks) {
@@ -318,7 +278,7 @@ impl Builder {
                 "must be longer than zero (leave it unset to keep threads until close)".to_owned(),
             );
         }
-        Ok(TaskManager::from_config(config))
+        Ok(config)
     }
 }
 

@@ -263,7 +263,7 @@ impl fmt::Display for CloseReport {
         write!(
             f,
             "closed in {}: {} cancelled, {} abandoned",
-            crate::display::human_duration(self.elapsed),
+            human_duration(self.elapsed),
             self.cancelled.len(),
             self.abandoned.len(),
         )?;
@@ -274,5 +274,32 @@ impl fmt::Display for CloseReport {
             f.write_str(" (timed out)")?;
         }
         Ok(())
+    }
+}
+
+/// A duration the way a person reads it: three significant figures at most,
+/// in the largest unit that keeps the number at or above 1.
+///
+/// `12 ns`, `850 µs`, `3.1 ms`, `2.00 s`; from a minute on, `2 min 05 s`;
+/// from an hour on, `1 h 02 min`. A value that would round up to the next
+/// unit's 1 is shown in that unit (`999.96 ms` reads `1.00 s`).
+pub(crate) fn human_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos < 1_000 {
+        format!("{nanos} ns")
+    } else if nanos < 999_500 {
+        format!("{:.0} µs", nanos as f64 / 1e3)
+    } else if nanos < 999_950_000 {
+        format!("{:.1} ms", nanos as f64 / 1e6)
+    } else if nanos < 59_995_000_000 {
+        format!("{:.2} s", nanos as f64 / 1e9)
+    } else {
+        let seconds = (nanos + 500_000_000) / 1_000_000_000;
+        if seconds < 3_600 {
+            format!("{} min {:02} s", seconds / 60, seconds % 60)
+        } else {
+            let minutes = (seconds + 30) / 60;
+            format!("{} h {:02} min", minutes / 60, minutes % 60)
+        }
     }
 }

@@ -20,8 +20,8 @@
 //! large closures are boxed and freed when they run); past that a worker
 //! frees them itself.
 
+use crate::lane;
 use crate::padded::Padded;
-use crate::registry;
 use crate::sync::{channel, AtomicUsize, Ordering, Receiver, Sender};
 use crate::task::cell::JobRef;
 
@@ -46,7 +46,7 @@ impl Graveyard {
     const LIMIT: usize = 16;
 
     pub(crate) fn new() -> Graveyard {
-        let lanes = (0..registry::LANES)
+        let lanes = (0..lane::LANES)
             .map(|_| {
                 let (sender, receiver) = channel();
                 Padded(Lane {
@@ -64,10 +64,10 @@ impl Graveyard {
     /// home shard, so each lane's tasks are one run.
     pub(crate) fn bury(&self, mut batch: Batch) {
         while let Some(last) = batch.last() {
-            let lane = registry::lane_of(last.header().home());
+            let lane = lane::lane_of(last.header().home());
             let start = batch
                 .iter()
-                .rposition(|job| registry::lane_of(job.header().home()) != lane)
+                .rposition(|job| lane::lane_of(job.header().home()) != lane)
                 .map_or(0, |before| before + 1);
             let run = if start == 0 {
                 std::mem::take(&mut batch)
@@ -80,7 +80,7 @@ impl Graveyard {
 
     /// Frees one waiting batch of this thread's lane, if there is one.
     pub(crate) fn free_one(&self) -> bool {
-        self.lanes[registry::lane()].free_one()
+        self.lanes[lane::lane()].free_one()
     }
 
     /// Frees every waiting batch.

@@ -202,39 +202,44 @@
 #![warn(missing_docs)]
 #![warn(missing_debug_implementations)]
 
-// Layers, each using only the ones above it (see the module docs):
-// primitives; one task; bookkeeping; the engine; the public types.
+// Layers, lowest first; a module uses only modules of its own layer listed
+// before it, or of lower layers. `scripts/check-layers` holds the list and
+// checks every `crate::` and `super::` path against it (CI runs it).
+// Primitives:
 mod dense;
 mod padded;
 mod panic;
 mod sync;
-
+// One task, and its errors:
+mod error;
 mod task;
-
+// Bookkeeping:
+mod config;
 mod counts;
 mod current;
+mod display;
 mod graveyard;
 mod hooks;
+mod lane;
+mod options;
 mod registry;
 mod slots;
-
+mod stats;
+// The engine:
 mod engine;
-
+// The public types:
 mod builder;
-mod display;
-mod error;
 mod handle;
-#[cfg(all(test, loom))]
-mod loom_models;
 mod manager;
 mod map;
-mod options;
 mod quiet;
 mod scope;
 mod spawner;
-mod stats;
 mod submit;
 mod task_set;
+
+#[cfg(all(test, loom))]
+mod loom_models;
 
 pub use builder::{BuildError, Builder};
 pub use current::{current_task, is_cancelled};

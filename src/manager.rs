@@ -6,7 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::builder::{Builder, Config};
+use crate::builder::{BuildError, Builder};
+use crate::config::Config;
 use crate::engine::{Awaited, Blocking, CloseMode, Engine, Handle, Park};
 use crate::error::{CloseReport, SpawnError};
 use crate::handle::{HandleCore, TaskHandle};
@@ -614,7 +615,7 @@ impl TaskManager {
     /// assert_eq!(manager.max_tasks(), 8);
     /// ```
     pub fn set_max_tasks(&self, n: usize) {
-        if let Err(problem) = crate::builder::check_max_tasks(n) {
+        if let Err(problem) = crate::config::check_max_tasks(n) {
             panic!("set_max_tasks: invalid taskwarden setting `max_tasks`: {problem}");
         }
         self.engine.set_limit(n);
@@ -710,6 +711,27 @@ impl Awaited for Listed<'_> {
 
     fn ids(&mut self, out: &mut Vec<TaskId>) {
         out.extend(self.0.borrow().iter().map(|job| job.header().id()));
+    }
+}
+
+impl Builder {
+    /// Checks the settings and starts the manager. No thread starts until
+    /// the first task arrives.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] naming the setting when `max_tasks` or
+    /// `queue_capacity` is 0 or above 2³¹, `close_timeout` is zero, or the
+    /// thread name is empty or holds a NUL byte.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let error = taskwarden::TaskManager::builder().max_tasks(0).start().unwrap_err();
+    /// assert_eq!(error.setting(), "max_tasks");
+    /// ```
+    pub fn start(self) -> Result<TaskManager, BuildError> {
+        Ok(TaskManager::from_config(self.validate()?))
     }
 }
 

@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use crate::sync::{fence, AtomicUsize, Condvar, Mutex, Ordering, Receiver};
 
-use super::wait::{spin, SPIN_ROUNDS};
+use super::spin::{spin, SPIN_ROUNDS};
 use super::Message;
 
 /// How many threads search at once; more go to sleep at once.

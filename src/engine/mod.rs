@@ -23,6 +23,8 @@
 
 mod close;
 mod idle;
+mod slot;
+mod spin;
 mod timer;
 mod wait;
 mod worker;
@@ -34,7 +36,7 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use crate::builder::Config;
+use crate::config::Config;
 use crate::counts::{Counts, Full};
 use crate::error::SpawnErrorKind;
 use crate::graveyard::Graveyard;
@@ -48,9 +50,9 @@ use crate::task::cell::{Erase, Head, JobRef, Messages, Outcome, Sink, Task, Task
 use crate::task::{IdSpace, TaskId, TaskState};
 
 pub(crate) use close::CloseMode;
+pub(crate) use slot::{current_engine, on_worker_thread};
 pub(crate) use timer::Event;
 pub(crate) use wait::{Awaited, NoTasks, Park};
-pub(crate) use worker::{current_engine, on_worker_thread};
 
 use self::close::CloseState;
 use self::idle::Idle;

@@ -56,7 +56,8 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::worker::{own_slot, stack_allows_inline, Slot};
+use super::slot::{own_slot, stack_allows_inline, Slot};
+use super::spin::{spin, SPIN_ROUNDS};
 use super::{Engine, StatCounters};
 use crate::current;
 use crate::padded::Padded;
@@ -67,25 +68,6 @@ use crate::task::TaskId;
 /// The longest a waiter that may run what it waits for sleeps without
 /// looking again: a safety net under the SeqCst pairing with spawners.
 const HELPER_NAP: Duration = Duration::from_millis(50);
-
-/// How many rounds a wait spins before it sleeps on the gate (and an idle
-/// worker before it sleeps on the idle condvar, `idle`): most waits for a
-/// short task end within a few microseconds, and a sleep and wake-up costs
-/// more than that. None under loom, where every spin would be a branch of
-/// the model.
-pub(super) const SPIN_ROUNDS: u32 = if cfg!(loom) { 0 } else { 10 };
-
-/// One round of a spin: gives the core away (`yield_now`) rather than
-/// busy-waiting on it. A pool nearly always has more threads than cores
-/// (the spawner besides the workers; up to 35 workers with the default
-/// `max_tasks`), and the thread a spinner waits for (the spawner that will
-/// send the next task, the worker that will finish the awaited one) may be
-/// waiting for that very core: a busy-wait holds it for its whole spin.
-/// rayon's idle workers yield the same way. Measured in
-/// `docs/perf-notes.md`.
-pub(super) fn spin() {
-    std::thread::yield_now();
-}
 
 /// What a wait is for: decides which counters it registers in, and whether
 /// its task is excluded from other drains and closes.

@@ -19,12 +19,15 @@
 //! the limit, a surplus thread retires before it takes its next task, and
 //! idle surplus threads are woken with wake message to do so.
 
-use std::cell::RefCell;
 use std::io;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::idle::Next;
+use super::slot::{
+    enter_worker, leave_worker, worker_stack_size, Slot, WorkerRecord, BUSY, FINISHING,
+    INLINE_SHARE_DENOMINATOR, INLINE_SHARE_NUMERATOR, SETTLING,
+};
 use super::{Engine, Message, Opened, StatCounters};
 use crate::current;
 use crate::hooks::{Hooks, PanicReport};
@@ -33,48 +36,9 @@ use crate::panic::log_safely;
 use crate::registry::Removals;
 use crate::stats::Stats;
 use crate::sync::thread::{self, JoinHandle};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::Ordering;
 use crate::task::cell::{Context, JobRef, Messages, Outcome};
 use crate::task::{Claim, TaskId};
-
-/// One worker's view to the outside.
-#[derive(Default)]
-pub(crate) struct Slot {
-    /// The task running on this thread now, innermost first: 0 when idle,
-    /// and while the thread's task is parked in a wait with nothing inline.
-    /// For `running()` and `stats().running`.
-    pub(super) current: AtomicU64,
-    /// The outermost task on this thread (0 when idle): close leaves a
-    /// thread that is occupied to finish on its own rather than join it.
-    occupied: AtomicU64,
-    /// Where the thread's task is in its settling, as a count whose phase
-    /// (`mark % 3`) is [`BUSY`], [`FINISHING`] or [`SETTLING`]: finishing
-    /// once its result is handed over or dropped (the thread is about to be
-    /// free), settling while it is being counted settled. A count, so that
-    /// `threads_wanted` can tell whether it moved while read. Written only
-    /// by the slot's thread.
-    finishing: AtomicU64,
-    pub(super) counters: StatCounters,
-}
-
-/// Phases of `Slot::finishing`: running a task, or idle.
-const BUSY: u64 = 0;
-/// The task's result is handed over or dropped; not yet counted settled.
-const FINISHING: u64 = 1;
-/// The task is being counted settled.
-const SETTLING: u64 = 2;
-
-impl Slot {
-    /// Moves the finishing mark on to `phase` (a no-op if it is there).
-    fn advance_to(&self, phase: u64) {
-        // Only this slot's thread writes the mark: no read-modify-write.
-        let mark = self.finishing.load(Ordering::Relaxed);
-        let steps = (phase + 3 - mark % 3) % 3;
-        if steps != 0 {
-            self.finishing.store(mark + steps, Ordering::Release);
-        }
-    }
-}
 
 /// How many times `threads_wanted` retakes a snapshot that changed.
 const SNAPSHOT_TRIES: usize = 16;
@@ -116,85 +80,6 @@ impl Workers {
             .find(|n| self.threads.iter().all(|entry| entry.index != *n))
             .expect("a free index")
     }
-}
-
-/// What a worker thread knows about itself, for waits that help and for
-/// `current_spawner()`.
-struct WorkerRecord {
-    key: usize,
-    slot: Arc<Padded<Slot>>,
-    engine: Weak<Engine>,
-    /// Below this address the thread's stack is too short for another
-    /// inline run (see `stack_allows_inline`).
-    stack_floor: usize,
-}
-
-crate::sync::thread_local_cell! {
-    static WORKER: RefCell<Option<WorkerRecord>> = RefCell::new(None);
-}
-
-/// The engine whose task this thread is running, if any.
-pub(crate) fn current_engine() -> Option<Arc<Engine>> {
-    current::current_task()?;
-    WORKER.with(|record| record.borrow().as_ref()?.engine.upgrade())
-}
-
-/// Whether this thread is a worker of some taskwarden engine (for the
-/// quiet panic hook).
-pub(crate) fn on_worker_thread() -> bool {
-    WORKER.with(|record| record.borrow().is_some())
-}
-
-/// The stack size of a worker thread: the builder's, else what std would
-/// give a new thread (`RUST_MIN_STACK`, else 2 MiB). Set explicitly on
-/// every worker, so that `stack_allows_inline` knows it.
-fn worker_stack_size(configured: Option<usize>) -> usize {
-    static DEFAULT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    configured.unwrap_or_else(|| {
-        *DEFAULT.get_or_init(|| {
-            std::env::var("RUST_MIN_STACK")
-                .ok()
-                .and_then(|text| text.trim().parse().ok())
-                .unwrap_or(2 << 20)
-        })
-    })
-}
-
-/// How much of a worker's stack inline runs may use: while more than a
-/// quarter of it is left, a waiting task may run a task it waits for on its
-/// own stack; below that it lends its slot and another thread runs it. So a
-/// chain of joins of any depth never overflows, and a task run inline still
-/// has at least a quarter of the stack (512 KiB of the default 2 MiB).
-const INLINE_SHARE_NUMERATOR: usize = 3;
-const INLINE_SHARE_DENOMINATOR: usize = 4;
-
-/// Whether this worker thread has stack enough left to run another task
-/// inline (see `INLINE_SHARE_NUMERATOR`). Stacks grow down on every target
-/// Rust threads run on here; under loom (whose threads have stacks of
-/// their own) always.
-pub(super) fn stack_allows_inline() -> bool {
-    if cfg!(loom) {
-        return true;
-    }
-    let here = std::hint::black_box(0_u8);
-    let address = std::ptr::addr_of!(here) as usize;
-    WORKER.with(|record| {
-        record
-            .borrow()
-            .as_ref()
-            .is_none_or(|record| address > record.stack_floor)
-    })
-}
-
-/// This thread's slot, if it is a worker of the engine `key`.
-pub(super) fn own_slot(key: usize) -> Option<Arc<Padded<Slot>>> {
-    WORKER.with(|record| {
-        record
-            .borrow()
-            .as_ref()
-            .filter(|record| record.key == key)
-            .map(|record| Arc::clone(&record.slot))
-    })
 }
 
 /// Why a thread may retire.
@@ -436,13 +321,11 @@ impl Engine {
         let top = std::hint::black_box(0_u8);
         let top = std::ptr::addr_of!(top) as usize;
         let usable = stack_size / INLINE_SHARE_DENOMINATOR * INLINE_SHARE_NUMERATOR;
-        WORKER.with(|record| {
-            *record.borrow_mut() = Some(WorkerRecord {
-                key: self.key(),
-                slot: Arc::clone(&slot),
-                engine: Arc::downgrade(&self),
-                stack_floor: top.saturating_sub(usable),
-            })
+        enter_worker(WorkerRecord {
+            key: self.key(),
+            slot: Arc::clone(&slot),
+            engine: Arc::downgrade(&self),
+            stack_floor: top.saturating_sub(usable),
         });
         Hooks::thread_hook(&self.config.hooks.on_thread_start, "on_thread_start");
         let mut removals = Removals::new();
@@ -492,7 +375,7 @@ impl Engine {
         }
         removals.flush(&self.registry, &self.graveyard);
         Hooks::thread_hook(&self.config.hooks.on_thread_stop, "on_thread_stop");
-        WORKER.with(|record| record.borrow_mut().take());
+        leave_worker();
         if !retired {
             self.threads_alive.fetch_sub(1, Ordering::SeqCst);
         }
