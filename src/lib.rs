@@ -230,6 +230,7 @@ mod engine;
 // The public types:
 mod builder;
 mod handle;
+mod lend;
 mod manager;
 mod map;
 mod quiet;
@@ -246,6 +247,7 @@ pub use current::{current_task, is_cancelled};
 pub use error::{CloseReport, SpawnError, SpawnErrorKind, TaskError};
 pub use handle::{ScopedHandle, TaskHandle};
 pub use hooks::PanicReport;
+pub use lend::lend_slot;
 pub use manager::TaskManager;
 pub use map::{Map, MapUnordered};
 pub use options::TaskOptions;

@@ -409,7 +409,11 @@ impl Engine {
     /// limit allows). Fails only if the OS refused a thread.
     pub(crate) fn ensure_threads(self: &Arc<Self>) -> io::Result<()> {
         let threads = self.threads_alive.load(Ordering::Acquire);
-        if threads < self.limit() && self.counts.active() > threads {
+        // Below the limit, or below the limit plus the slots that parked
+        // tasks lent (read only when the first test fails).
+        if (threads < self.limit() || threads < self.thread_cap())
+            && self.counts.active() > threads
+        {
             if let Err(error) = self.grow() {
                 log_safely!(
                     Warn,

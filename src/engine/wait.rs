@@ -163,6 +163,8 @@ struct ParkedEntry {
     key: usize,
     id: TaskId,
     excluded: bool,
+    /// Its slot is lent (a wait nested in `lend_slot` finds it so).
+    lent: bool,
 }
 
 crate::sync::thread_local_cell! {
@@ -180,6 +182,9 @@ struct Parked<'a> {
     marked: Vec<usize>,
     /// Its slot is lent (it no longer holds one).
     lent: bool,
+    /// It lent the slot itself (and takes it back when the wait ends); a
+    /// wait nested in `lend_slot` finds the slot lent already.
+    lends: bool,
     /// It is in the wait-for relation.
     waiting: bool,
 }
@@ -191,6 +196,12 @@ impl Parked<'_> {
             return;
         }
         self.lent = true;
+        self.lends = true;
+        PARKED.with(|parked| {
+            if let Some(entry) = parked.borrow_mut().last_mut() {
+                entry.lent = true;
+            }
+        });
         let engine = self.engine;
         engine.lent.fetch_add(1, Ordering::SeqCst);
         engine.slots.release();
@@ -247,7 +258,7 @@ impl Drop for Parked<'_> {
                 .excluded_count
                 .fetch_sub(self.excluded.len(), Ordering::SeqCst);
         }
-        if self.lent {
+        if self.lends {
             // Back at once, over the limit if need be; a thread started
             // for the lent slot is surplus once its task is done.
             engine.slots.resume();
@@ -517,8 +528,14 @@ impl Engine {
         let previous = slot.current.swap(0, Ordering::AcqRel);
         let mut excluded = Vec::new();
         let mut marked = Vec::new();
+        let mut lent = false;
         PARKED.with(|parked| {
             let mut parked = parked.borrow_mut();
+            // A wait inside `lend_slot` (the same task, parked already):
+            // the slot is lent already.
+            lent = parked
+                .last()
+                .is_some_and(|entry| entry.key == key && entry.id == me && entry.lent);
             if park.excludes() {
                 for (at, entry) in parked.iter_mut().enumerate() {
                     if entry.key == key && !entry.excluded {
@@ -533,6 +550,7 @@ impl Engine {
                 key,
                 id: me,
                 excluded: park.excludes(),
+                lent,
             });
         });
         if !excluded.is_empty() {
@@ -550,9 +568,25 @@ impl Engine {
             previous,
             excluded,
             marked,
-            lent: false,
+            lent,
+            lends: false,
             waiting: false,
         })
+    }
+
+    /// Runs `f` with the calling task parked and its slot lent at once
+    /// (`lend_slot`); outside one of this engine's tasks, just runs `f`.
+    /// The task resumes when `f` returns or unwinds.
+    pub(crate) fn lending<R>(&self, f: impl FnOnce() -> R) -> R {
+        let Some(mut parked) =
+            current::task_of(self.key()).and_then(|me| self.park(me, Park::Tasks))
+        else {
+            return f();
+        };
+        parked.lend();
+        let result = f();
+        drop(parked);
+        result
     }
 
     /// The ids of this engine's tasks on this thread: the running one and

@@ -387,7 +387,7 @@ impl Engine {
     }
 
     /// How many threads may live now: the limit, plus one per lent slot.
-    fn thread_cap(&self) -> usize {
+    pub(super) fn thread_cap(&self) -> usize {
         self.limit() + self.lent.load(Ordering::Acquire)
     }
 
