@@ -223,12 +223,13 @@ fn loom_parent_joins_child_racing_cancel() {
     });
 }
 
-/// A helping wait: with one slot, a task spawns a child and drains. The
-/// drain must run the child on the parent's thread (nothing else can), and
-/// return once it has run, racing the worker's own dequeue of the child.
+/// A lending wait: with one slot, a task spawns a child and drains. The
+/// drain runs nothing on its thread: it lends its slot, a second thread
+/// starts and runs the child, and the drain returns once the child has run.
+/// (Bound 2: the thread start makes bound 3 explode.)
 #[test]
-fn loom_drain_from_inside_helps_its_queued_child() {
-    model(|| {
+fn loom_drain_from_inside_lends_its_slot() {
+    model_bounded(2, || {
         let manager = Arc::new(TaskManager::new(1));
         let ran = Arc::new(StdCounter::new(0));
         let (m, r) = (manager.clone(), ran.clone());
@@ -346,5 +347,154 @@ fn loom_spawn_after_join_starts_no_second_thread() {
         assert_eq!(manager.stats().threads, 1);
         assert_eq!(second.join(), Ok(2));
         manager.close_timeout(Duration::MAX);
+    });
+}
+
+/// The reservation: a parent joins a child on a two-slot manager while the
+/// limit falls to one and another task is spawned. Children only start
+/// through a claim (or the parent's own slot, handed over), so the child
+/// and the other task never run at once, and the other task never starts
+/// while the parent holds its slot.
+#[test]
+fn loom_claim_racing_resize_and_a_parked_task() {
+    model_bounded(2, || {
+        let manager = Arc::new(TaskManager::new(2));
+        let claimed = Arc::new(StdCounter::new(0));
+        let parent_active = Arc::new(StdCounter::new(0));
+        let (m, c, p) = (manager.clone(), claimed.clone(), parent_active.clone());
+        let parent = manager
+            .spawn(move || {
+                p.fetch_add(1, SeqCst);
+                let c2 = c.clone();
+                let child = m
+                    .spawn(move || {
+                        assert_eq!(c2.fetch_add(1, SeqCst), 0, "two claimed tasks at once");
+                        c2.fetch_sub(1, SeqCst);
+                    })
+                    .unwrap();
+                p.fetch_sub(1, SeqCst);
+                child.join().unwrap();
+                p.fetch_add(1, SeqCst);
+                p.fetch_sub(1, SeqCst);
+            })
+            .unwrap();
+        manager.set_max_tasks(1);
+        let (c, p) = (claimed.clone(), parent_active.clone());
+        let other = manager
+            .spawn(move || {
+                assert_eq!(c.fetch_add(1, SeqCst), 0, "two claimed tasks at once");
+                assert_eq!(p.load(SeqCst), 0, "started while the parent held its slot");
+                c.fetch_sub(1, SeqCst);
+            })
+            .unwrap();
+        parent.join().unwrap();
+        other.join().unwrap();
+        manager.close_timeout(Duration::MAX);
+    });
+}
+
+/// A parked task resumes while its lent slot is in use: with one slot, a
+/// parent spawns a child and a stranger, then joins the child. The stranger
+/// never runs on the parent's thread; the child and the stranger never run
+/// at once; the parent resumes (maybe while the stranger runs) and every
+/// task completes.
+#[test]
+fn loom_parked_task_resumes_while_its_lent_slot_is_in_use() {
+    model_bounded(2, || {
+        let manager = Arc::new(TaskManager::new(1));
+        let claimed = Arc::new(StdCounter::new(0));
+        // The thread (as a loom thread index + 1) on which the parent is
+        // parked in `join` now; 0 while it is not.
+        let parked_on = Arc::new(std::sync::Mutex::new(None));
+        let (m, c, parked) = (manager.clone(), claimed.clone(), parked_on.clone());
+        let parent = manager
+            .spawn(move || {
+                let c2 = c.clone();
+                let child = m
+                    .spawn(move || {
+                        assert_eq!(c2.fetch_add(1, SeqCst), 0, "two tasks in one slot");
+                        c2.fetch_sub(1, SeqCst);
+                    })
+                    .unwrap();
+                let seen = parked.clone();
+                let stranger = m
+                    .spawn(move || {
+                        assert_eq!(c.fetch_add(1, SeqCst), 0, "two tasks in one slot");
+                        let here = thread::current().id();
+                        assert_ne!(
+                            *seen.lock().unwrap(),
+                            Some(here),
+                            "a stranger ran on a parked task's thread"
+                        );
+                        c.fetch_sub(1, SeqCst);
+                    })
+                    .unwrap();
+                *parked.lock().unwrap() = Some(thread::current().id());
+                child.join().unwrap();
+                *parked.lock().unwrap() = None;
+                stranger
+            })
+            .unwrap();
+        let stranger = parent.join().unwrap();
+        stranger.join().unwrap();
+        manager.close_timeout(Duration::MAX);
+    });
+}
+
+/// close_now from inside a task escalating another thread's close: the
+/// caller is excluded before the closer sees the escalation, so neither
+/// report lists it.
+#[test]
+fn loom_escalation_racing_the_callers_exclusion() {
+    model_bounded(2, || {
+        let manager = Arc::new(TaskManager::new(1));
+        let m = manager.clone();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let task = manager
+            .spawn(move || {
+                started_tx.send(()).unwrap();
+                m.close_now(Duration::MAX)
+            })
+            .unwrap();
+        let id = task.id();
+        while started.try_recv().is_err() {
+            thread::yield_now();
+        }
+        let outer = manager.close_timeout(Duration::MAX);
+        let inner = task.join().unwrap();
+        for report in [&outer, &inner] {
+            assert!(!report.stopped.contains(&id), "{report:?}");
+            assert!(!report.abandoned.contains(&id), "{report:?}");
+        }
+    });
+}
+
+/// The reservation itself: two claims racing a lowered limit and a parked
+/// task's resume. Never more claims succeed than the limit in force when
+/// each was made allows (a check then an add, instead of one
+/// compare-and-swap, fails here).
+#[test]
+fn loom_slot_claims_race_a_resume() {
+    model(|| {
+        let slots = Arc::new(crate::slots::Slots::default());
+        // A parked task's slot: held, then lent.
+        assert!(slots.try_claim(2));
+        slots.release();
+        let won = Arc::new(StdCounter::new(0));
+        let claimers: Vec<_> = (0..2)
+            .map(|_| {
+                let (slots, won) = (slots.clone(), won.clone());
+                thread::spawn(move || {
+                    if slots.try_claim(1) {
+                        won.fetch_add(1, SeqCst);
+                    }
+                })
+            })
+            .collect();
+        slots.resume(); // the parked task comes back, over the limit
+        for claimer in claimers {
+            claimer.join().unwrap();
+        }
+        assert!(won.load(SeqCst) <= 1, "two claims under a limit of one");
     });
 }

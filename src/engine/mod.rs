@@ -411,8 +411,7 @@ impl Engine {
         let threads = self.threads_alive.load(Ordering::Acquire);
         // Below the limit, or below the limit plus the slots that parked
         // tasks lent (read only when the first test fails).
-        if (threads < self.limit() || threads < self.thread_cap())
-            && self.counts.active() > threads
+        if (threads < self.limit() || threads < self.thread_cap()) && self.counts.active() > threads
         {
             if let Err(error) = self.grow() {
                 log_safely!(
