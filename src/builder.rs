@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::config::{check_max_tasks, Config, LIMIT};
 use crate::hooks::{Hooks, PanicReport};
 
-/// Settings for a [`TaskManager`], checked by [`start`](Builder::start).
+/// Settings for a [`TaskManager`](crate::TaskManager), checked by
+/// [`start`](Builder::start).
 ///
 /// Every setter takes and returns the builder, so they chain.
 ///
@@ -74,9 +75,10 @@ impl Builder {
         self
     }
 
-    /// The deadline [`TaskManager::close`] and `Drop` use. Default 10 s;
-    /// must not be zero (pass `Duration::ZERO` to
-    /// [`TaskManager::close_timeout`] for an immediate close).
+    /// The deadline [`TaskManager::close`](crate::TaskManager::close) and
+    /// `Drop` use. Default 10 s; must not be zero (pass `Duration::ZERO` to
+    /// [`TaskManager::close_timeout`](crate::TaskManager::close_timeout) for
+    /// an immediate close).
     ///
     /// # Examples
     ///

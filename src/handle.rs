@@ -56,8 +56,9 @@ impl<T> HandleCore<'_, T> {
     }
 
     /// Waits until the result is published or `deadline` passes. From
-    /// inside a task of the same manager, a task that has not started yet is
-    /// run on this thread (see `engine::wait`).
+    /// inside a task of the same manager, the wait lends its slot, and a
+    /// task that has not started yet may run on this thread (see
+    /// `engine::wait`).
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
         let header = self.task().header();
         let id = header.id();
@@ -200,6 +201,10 @@ impl<T> TaskHandle<T> {
     /// Waits up to `timeout` for the task to finish; true once it has
     /// finished (or will never run, having been cancelled).
     ///
+    /// From inside a task of this manager, the wait lends the task's slot; it
+    /// runs on its own thread only this task, if it is still queued, never
+    /// another one.
+    ///
     /// From inside a task of the same manager, a task that has not started
     /// yet is run on the calling thread (so the wait may return late by its
     /// run time).
@@ -218,6 +223,10 @@ impl<T> TaskHandle<T> {
     }
 
     /// Waits for the task and returns what it returned.
+    ///
+    /// From inside a task of this manager, the wait lends the task's slot; it
+    /// runs on its own thread only this task, if it is still queued, never
+    /// another one.
     ///
     /// Called from inside a task of the same manager on a task that has not
     /// started yet, `join` runs that task on the calling thread rather than
@@ -324,6 +333,10 @@ impl<'scope, T> ScopedHandle<'scope, T> {
     /// Waits up to `timeout` for the task to finish; see
     /// [`TaskHandle::wait_timeout`].
     ///
+    /// From inside a task of this manager, the wait lends the task's slot; it
+    /// runs on its own thread only this task, if it is still queued, never
+    /// another one.
+    ///
     /// # Examples
     ///
     /// ```
@@ -339,6 +352,10 @@ impl<'scope, T> ScopedHandle<'scope, T> {
     }
 
     /// Waits for the task and returns what it returned.
+    ///
+    /// From inside a task of this manager, the wait lends the task's slot; it
+    /// runs on its own thread only this task, if it is still queued, never
+    /// another one.
     ///
     /// # Errors
     ///

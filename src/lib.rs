@@ -160,10 +160,13 @@
 //! Every wait may be called from inside one of the manager's own tasks
 //! without deadlocking, whatever `max_tasks` and the queue capacity:
 //! `drain`, `close`, `close_now`, `wait_all`, `join`, a task set's
-//! `join_next`, a map's `next`, the end of `scoped`, and a `spawn` waiting
-//! for room. The waiting task is *parked* (it stops counting as running and
-//! lends its slot) and runs queued tasks on its own thread meanwhile: first
-//! the ones it waits for, then the oldest. Tasks parked in `drain` or
+//! `join_next`, a map's `next`, the end of `scoped`, a `spawn` waiting for
+//! room, and [`lend_slot`] for waits on anything else. The waiting task is
+//! *parked*: it stops counting as running and *lends* its slot to another
+//! worker thread (started if none is idle), which runs the queue meanwhile.
+//! On its own thread it runs only a still-queued task it waits for, never
+//! a stranger, so a task that holds a lock while it waits cannot deadlock
+//! on a stranger that takes the same lock. Tasks parked in `drain` or
 //! `close` are not waited for by other drains and closes. Inside a task,
 //! [`current_spawner`] spawns on the task's own manager.
 //!
@@ -174,7 +177,7 @@
 //! let parent = manager
 //!     .spawn(move || {
 //!         let child = m.spawn(|| "child ran").unwrap();
-//!         m.drain(); // runs the child here: the only slot is ours
+//!         m.drain(); // lends the only slot: another thread runs the child
 //!         child.join()
 //!     })
 //!     .unwrap();

@@ -101,8 +101,9 @@ impl TaskManager {
 
     /// Queues `f` and returns its handle. With a bounded queue
     /// ([`Builder::queue_capacity`]) it blocks while the queue is full;
-    /// called from inside one of the manager's tasks, it runs queued tasks
-    /// meanwhile, so it never deadlocks.
+    /// called from inside one of the manager's tasks it never deadlocks: a
+    /// spawn that waits for room lends the task's slot (another thread runs
+    /// the queue) and runs nothing on its own thread.
     ///
     /// # Errors
     ///
@@ -338,9 +339,12 @@ impl TaskManager {
     }
 
     /// Waits until every listed task has finished (detached ones too).
-    /// From inside a task of this manager, it runs listed tasks that have
-    /// not started on its own thread. Another manager's id counts as
-    /// finished (it is never this manager's task).
+    /// Another manager's id counts as finished (it is never this manager's
+    /// task).
+    ///
+    /// From inside a task of this manager, the wait lends the task's slot; it
+    /// runs on its own thread only listed tasks that are still queued, never
+    /// another one.
     ///
     /// # Panics
     ///
@@ -368,6 +372,10 @@ impl TaskManager {
     /// Like [`wait_all`](Self::wait_all), but gives up after `timeout`;
     /// true once every listed task has finished. An id above every id this
     /// manager has used makes it return false at once.
+    ///
+    /// From inside a task of this manager, the wait lends the task's slot; it
+    /// runs on its own thread only listed tasks that are still queued, never
+    /// another one.
     ///
     /// # Examples
     ///
@@ -445,10 +453,11 @@ impl TaskManager {
     /// Blocks until no task is queued and none is running, counting tasks
     /// spawned while it waits. It does not close the manager.
     ///
-    /// Called from inside one of the manager's tasks, it does not wait for
-    /// that task (nor for the tasks below it on its thread), and it runs
-    /// queued tasks meanwhile, so it never deadlocks. Tasks parked in
-    /// another `drain` or a `close` are not waited for either.
+    /// From inside a task of this manager, the drain lends the task's slot and
+    /// runs nothing on its thread; it never deadlocks. It does not wait for
+    /// the calling task (nor the tasks below it on its thread), nor for the
+    /// tasks parked waiting, directly or through others, for it. Tasks
+    /// parked in another `drain` or a `close` are not waited for either.
     ///
     /// # Examples
     ///
@@ -471,6 +480,9 @@ impl TaskManager {
     /// Like [`drain`](Self::drain), but gives up after `timeout`; true if
     /// everything finished in time.
     ///
+    /// From inside a task of this manager, the drain lends the task's slot and
+    /// runs nothing on its thread.
+    ///
     /// # Examples
     ///
     /// ```
@@ -487,6 +499,9 @@ impl TaskManager {
     /// Closes with the configured close timeout; see
     /// [`close_timeout`](Self::close_timeout).
     ///
+    /// From inside a task of this manager, the close lends the task's slot and
+    /// runs nothing on its thread, so it keeps its deadline.
+    ///
     /// # Examples
     ///
     /// ```
@@ -500,6 +515,9 @@ impl TaskManager {
     }
 
     /// Stops intake and waits for the work, with one deadline `now + timeout`.
+    ///
+    /// From inside a task of this manager, the close lends the task's slot and
+    /// runs nothing on its thread, so it keeps its deadline.
     ///
     /// From this call on every spawn is rejected. Queued and running tasks
     /// go on, still within `max_tasks`, until all have finished or the
@@ -542,6 +560,10 @@ impl TaskManager {
     /// return in time are listed in [`CloseReport::stopped`], the rest in
     /// [`CloseReport::abandoned`]; `timed_out` is true exactly when
     /// `abandoned` is not empty.
+    ///
+    /// From inside a task of this manager, the close lends the task's slot and
+    /// runs nothing on its thread; it flags the calling task but neither waits
+    /// for it nor lists it.
     ///
     /// Called while a close is in progress, it escalates that close: the
     /// queue is cancelled and running tasks flagged at once, and the close

@@ -162,6 +162,9 @@ impl TaskManager {
     /// every task spawned in it has finished, also when `f` panics (then it
     /// resumes the panic).
     ///
+    /// Called from inside a task of this manager, the wait at the end lends the
+    /// task's slot and runs nothing on its thread.
+    ///
     /// If the manager closes while the scope is open, the scope's queued
     /// tasks are cancelled as in any close, and the scope still waits for
     /// its running ones. `s.spawn` on a closed manager returns a handle

@@ -410,6 +410,10 @@ impl<T> TaskSet<T> {
     /// result; `None` once the set is empty. From inside a task of the same
     /// manager it runs the set's queued tasks on the calling thread.
     ///
+    /// From inside a task of the set's manager, the wait lends the task's slot;
+    /// it runs on its own thread only the set's members that are still queued,
+    /// never another task.
+    ///
     /// # Examples
     ///
     /// ```
@@ -441,6 +445,10 @@ impl<T> TaskSet<T> {
     /// Like [`join_next`](Self::join_next), but gives up after `timeout`.
     /// `None` both when the set is empty and when the time ran out;
     /// [`is_empty`](Self::is_empty) tells which.
+    ///
+    /// From inside a task of the set's manager, the wait lends the task's slot;
+    /// it runs on its own thread only the set's members that are still queued,
+    /// never another task.
     ///
     /// # Examples
     ///

@@ -5,8 +5,8 @@
 //! - **Open**: spawns are accepted.
 //! - **Closing**: one caller, the *closer*, runs the close. It sets the
 //!   `closing` flag (from now on every spawn is rejected), wakes every
-//!   waiter (blocked spawners see the flag), and waits, helping if it is
-//!   itself a task, until every task that drains and closes wait for has
+//!   waiter (blocked spawners see the flag), and waits (lending its slot if
+//!   it is itself a task) until every task that drains and closes wait for has
 //!   settled or the one deadline passes. Then it cancels what is still
 //!   queued, flags what still runs, and stops the threads. Another caller
 //!   of a close waits for the closer (parked as a close, so a task that does

@@ -8,9 +8,11 @@
 //!   the questions the facade asks (`state`, `queued`, `running`, `stats`);
 //! - `worker`: lazy thread start, the worker loop, running and settling a
 //!   task, retiring and stopping threads;
-//! - `wait`: the parking gate every wait sleeps on, and the *helping wait*:
-//!   a wait called from inside one of the engine's own tasks runs queued
-//!   tasks on its own thread rather than sleep while they starve;
+//! - `wait`: the parking gate every wait sleeps on, and the *lending wait*:
+//!   a wait called from inside one of the engine's own tasks lends its slot
+//!   to another thread, and runs on its own only the tasks it waits for;
+//! - `slot`, `spin`, `idle`, `timer`: a worker's own record, spinning,
+//!   idle workers, and the timer thread;
 //! - `close`: the close state machine (`close`, `close_now`).
 //!
 //! # Submission and close agree

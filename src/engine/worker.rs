@@ -2,9 +2,11 @@
 //! and how they retire or stop.
 //!
 //! A worker pulls [`Message`]s from the run queue. For a job it first claims
-//! the task (QUEUED → RUNNING; a task that was cancelled, or already run by
-//! a helping waiter, is skipped), shows the task's id in its [`Slot`], runs
-//! the closure inside the catch boundary, and settles the task. An idle
+//! a slot (`slots`; without one the job is deferred, kept ahead of the
+//! queue), then the task (QUEUED → RUNNING; a task that was cancelled, or
+//! already run by a waiting task, is skipped), shows the task's id in its
+//! [`Slot`], runs the closure inside the catch boundary, and settles the
+//! task. An idle
 //! worker polls the queue for a moment, then sleeps until a sender wakes it
 //! (see `idle`).
 //!

@@ -555,7 +555,7 @@ impl Header {
         self.state.fetch_and(!DELAYED, Ordering::AcqRel);
     }
 
-    /// Queued and due: a helping waiter may claim it.
+    /// Queued and due: a task waiting for it may claim it.
     pub(crate) fn is_claimable(&self) -> bool {
         let state = self.state.load(Ordering::Acquire);
         state & PHASE == QUEUED && state & DELAYED == 0
