@@ -543,6 +543,8 @@ impl Engine {
         let before = self.limit.swap(limit, Ordering::AcqRel);
         if limit > before {
             self.grow_to_limit();
+            // Deferred tasks may have room now.
+            self.slot_freed();
         } else if limit < before {
             // Under the lock a thread start in progress is counted (it
             // read the old limit): one wake per thread now surplus.
