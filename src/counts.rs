@@ -23,17 +23,27 @@
 //! ordering rule they rely on is documented at [`Counts::sync_with_settlers`].
 
 use crate::padded::Padded;
+use crate::slots::Slots;
 use crate::sync::{AtomicU64, Ordering};
 
 /// The queue is at its capacity.
 pub(crate) struct Full;
+
+#[derive(Default)]
+struct SettledLine {
+    settled: AtomicU64,
+    slots: Slots,
+}
 
 /// The counts of accepted, queued and settled tasks.
 #[derive(Default)]
 pub(crate) struct Counts {
     issued: Padded<AtomicU64>,
     withdrawn: AtomicU64,
-    settled: Padded<AtomicU64>,
+    /// Settled tasks, beside the slots held: a worker writes both for
+    /// every task (a release, then the settle's count), so they share one
+    /// cache line rather than move two between cores.
+    settled: Padded<SettledLine>,
     /// Kept only when `bounded`.
     queued: Padded<AtomicU64>,
     bounded: bool,
@@ -47,10 +57,15 @@ impl Counts {
         }
     }
 
+    /// The slots held by running tasks (see `slots`).
+    pub(crate) fn slots(&self) -> &Slots {
+        &self.settled.slots
+    }
+
     /// Tasks accepted and not yet settled (see the module docs for why
     /// this never under-counts).
     pub(crate) fn active(&self) -> usize {
-        let settled = self.settled.load(Ordering::Acquire);
+        let settled = self.settled.settled.load(Ordering::Acquire);
         self.active_given(settled)
     }
 
@@ -135,7 +150,7 @@ impl Counts {
     /// A task is settled: it will never run again, its closure is dropped,
     /// and its result handed over or dropped. Returns the new settled count.
     pub(crate) fn settled(&self) -> u64 {
-        self.settled.fetch_add(1, Ordering::AcqRel) + 1
+        self.settled.settled.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// A queued task was cancelled: it leaves the queue (settling follows).
@@ -159,7 +174,7 @@ impl Counts {
     /// settler's reads from it and acquires the waiter's registration, so
     /// the settler sees the waiter and wakes it.
     pub(crate) fn sync_with_settlers(&self) -> u64 {
-        self.settled.fetch_add(0, Ordering::AcqRel)
+        self.settled.settled.fetch_add(0, Ordering::AcqRel)
     }
 }
 

@@ -96,7 +96,7 @@ impl Drop for Finish<'_> {
         if self.armed {
             let engine = self.engine;
             engine.stopping.store(true, Ordering::SeqCst);
-            engine.slots.stop();
+            engine.counts.slots().stop();
             let mut state = engine.close.lock();
             if let CloseState::Closing(closing) = &*state {
                 let report = closing.partial_report();
@@ -205,7 +205,7 @@ impl Engine {
             // running held its slot before the deadline, and no task starts
             // while it cancels the rest.
             self.stopping.store(true, Ordering::SeqCst);
-            self.slots.stop();
+            self.counts.slots().stop();
             self.drop_deferred();
             let mut excluded = self.excluded_now();
             excluded.extend(self.waiting_on(&stack));
@@ -235,7 +235,7 @@ impl Engine {
         stopped.sort_unstable();
 
         self.stopping.store(true, Ordering::SeqCst);
-        self.slots.stop();
+        self.counts.slots().stop();
         self.drop_deferred();
         self.timer.stop();
         self.stop_workers();

@@ -45,7 +45,6 @@ use crate::graveyard::Graveyard;
 use crate::padded::Padded;
 use crate::panic::log_safely;
 use crate::registry::{self, Registry};
-use crate::slots::Slots;
 use crate::stats::Stats;
 use crate::sync::{channel, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, Receiver, Sender};
 use crate::task::cell::{Erase, Head, JobRef, Messages, Outcome, Sink, Task, TaskRef, Work};
@@ -222,9 +221,6 @@ pub(crate) struct Engine {
     me: Weak<Engine>,
     /// This manager's ids (its tag).
     ids: IdSpace,
-    /// Slots held by running tasks: the reservation that keeps the limit
-    /// exact (see `slots`).
-    slots: Padded<Slots>,
     /// Parked tasks whose slot is lent: the manager may have this many
     /// threads above the limit.
     lent: AtomicUsize,
@@ -266,7 +262,6 @@ impl Engine {
             config,
             me: me.clone(),
             ids: IdSpace::new(),
-            slots: Padded(Slots::default()),
             lent: AtomicUsize::new(0),
             deferred: Mutex::new(VecDeque::new()),
             deferred_len: AtomicUsize::new(0),
@@ -523,7 +518,7 @@ impl Engine {
 
     /// Deferred work waits and a slot is free (for an idle worker).
     fn deferred_ready(&self) -> bool {
-        self.deferred_len.load(Ordering::SeqCst) > 0 && self.slots.has_room(self.limit())
+        self.deferred_len.load(Ordering::SeqCst) > 0 && self.counts.slots().has_room(self.limit())
     }
 
     /// Close stops every claim: the deferred tasks are left to its sweep.

@@ -204,7 +204,7 @@ impl Parked<'_> {
         });
         let engine = self.engine;
         engine.lent.fetch_add(1, Ordering::SeqCst);
-        engine.slots.release();
+        engine.counts.slots().release();
         engine.slot_freed();
     }
 
@@ -261,7 +261,7 @@ impl Drop for Parked<'_> {
         if self.lends {
             // Back at once, over the limit if need be; a thread started
             // for the lent slot is surplus once its task is done.
-            engine.slots.resume();
+            engine.counts.slots().resume();
             engine.lent.fetch_sub(1, Ordering::SeqCst);
             engine.retire_surplus();
         }
@@ -486,10 +486,10 @@ impl Engine {
         // this task's own, handed over while the limit allows.
         let claimed = parked.lent;
         if claimed {
-            if !self.slots.try_claim(self.limit()) {
+            if !self.counts.slots().try_claim(self.limit()) {
                 return false;
             }
-        } else if !self.slots.transfer(self.limit()) {
+        } else if !self.counts.slots().transfer(self.limit()) {
             // Over the limit (a parked task resumed, or the limit fell):
             // this task must not hold a slot while it waits.
             parked.lend();
@@ -498,7 +498,7 @@ impl Engine {
         let header = job.header();
         let Some(claim) = header.try_start() else {
             if claimed {
-                self.slots.release();
+                self.counts.slots().release();
                 self.slot_freed();
             }
             return false;
@@ -514,7 +514,7 @@ impl Engine {
         slot.current.store(header.id().raw(), Ordering::Release);
         self.execute(&job, claim, slot, None, previous);
         if claimed {
-            self.slots.release();
+            self.counts.slots().release();
             self.slot_freed();
         }
         true

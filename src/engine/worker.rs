@@ -443,8 +443,8 @@ impl Engine {
         if !header.is_queued() {
             return; // cancelled, or already run by a waiting task
         }
-        if !self.slots.try_claim(self.limit()) {
-            if self.slots.is_stopped() {
+        if !self.counts.slots().try_claim(self.limit()) {
+            if self.counts.slots().is_stopped() {
                 return; // close sweeps what is left
             }
             self.defer(job, again);
@@ -461,7 +461,7 @@ impl Engine {
         slot.occupied.store(id, Ordering::Relaxed);
         let Some(claim) = header.try_start() else {
             slot.occupied.store(0, Ordering::Release);
-            self.slots.release();
+            self.counts.slots().release();
             return;
         };
         StatCounters::add(&slot.counters.started, false);
@@ -472,7 +472,7 @@ impl Engine {
         self.execute(&job, claim, slot, Some(removals), 0);
         slot.occupied.store(0, Ordering::Release);
         // This thread looks for work next: no wake-up needed.
-        self.slots.release();
+        self.counts.slots().release();
     }
 
     /// Runs a task whose claim this thread won, on `slot`, then settles it:
