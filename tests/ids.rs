@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{hold_slot, watchdog};
+use common::{hold_slot, scaled, watchdog};
 use taskwarden::{TaskManager, TaskState};
 
 #[test]
@@ -67,7 +67,7 @@ fn ids_keep_their_number_display_and_order_and_sort_by_manager() {
 #[test]
 fn managers_alive_together_never_share_ids() {
     watchdog(|| {
-        let managers: Vec<_> = (0..200).map(|_| TaskManager::new(1)).collect();
+        let managers: Vec<_> = (0..scaled(200)).map(|_| TaskManager::new(1)).collect();
         let ids: HashSet<_> = managers
             .iter()
             .map(|m| m.spawn_detached(|| ()).unwrap())
