@@ -129,3 +129,43 @@ fn a_drain_does_not_wait_for_a_set_or_a_map_waiting_for_its_caller() {
         assert_eq!(through_map.join(), Ok(vec![Ok(true)]));
     });
 }
+
+/// The chain again, with the parent run inline on the grandparent's thread
+/// (one slot: the grandparent's join hands it its own slot): the
+/// grandparent is parked below the parent, not in a wait of its own that
+/// anyone sees, and still waits for the child's drain. It is left out too.
+#[test]
+fn a_drain_does_not_wait_for_a_task_parked_below_its_waiter() {
+    watchdog(|| {
+        let m = Arc::new(TaskManager::new(1));
+        let weak = Arc::downgrade(&m);
+        let grandparent = m
+            .spawn(move || {
+                let spawner = taskwarden::current_spawner().unwrap();
+                let inner = weak.clone();
+                let parent = spawner
+                    .spawn(move || {
+                        let spawner = taskwarden::current_spawner().unwrap();
+                        let (started_tx, started) = mpsc::channel();
+                        let child = spawner
+                            .spawn(move || {
+                                started_tx.send(()).unwrap();
+                                thread::sleep(Duration::from_millis(30));
+                                inner.upgrade().unwrap().drain_timeout(LIMIT)
+                            })
+                            .unwrap();
+                        // Lend the only slot until the child runs elsewhere.
+                        taskwarden::lend_slot(|| started.recv_timeout(LIMIT).unwrap());
+                        child.join()
+                    })
+                    .unwrap();
+                parent.join()
+            })
+            .unwrap();
+        assert_eq!(
+            grandparent.join(),
+            Ok(Ok(Ok(true))),
+            "the child's drain waited for the task parked below its waiter"
+        );
+    });
+}

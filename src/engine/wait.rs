@@ -187,6 +187,9 @@ struct Parked<'a> {
     lends: bool,
     /// It is in the wait-for relation.
     waiting: bool,
+    /// The waiters of the entries it put there: itself, and the tasks
+    /// below it on its thread.
+    registered: Vec<TaskId>,
 }
 
 impl Parked<'_> {
@@ -219,9 +222,25 @@ impl Parked<'_> {
             return;
         }
         self.waiting = true;
+        // The tasks parked below this one on its thread (a parent whose
+        // wait runs this task inline) wait for it as surely as it waits for
+        // `ids`: they enter the relation with it, and leave with it.
+        let key = self.engine.key();
+        let me = self.me;
+        let mut entries = vec![(me, ids)];
+        PARKED.with(|parked| {
+            for entry in parked.borrow().iter() {
+                if entry.key == key && entry.id != me {
+                    entries.push((entry.id, vec![me]));
+                }
+            }
+        });
+        self.registered = entries.iter().map(|(waiter, _)| *waiter).collect();
         let parking = &self.engine.parking;
-        parking.waits.lock().push((self.me, ids));
-        parking.waits_count.fetch_add(1, Ordering::SeqCst);
+        parking.waits.lock().extend(entries);
+        parking
+            .waits_count
+            .fetch_add(self.registered.len(), Ordering::SeqCst);
         // A drain's condition may depend on it.
         parking.notify_all();
     }
@@ -240,11 +259,21 @@ impl Drop for Parked<'_> {
         if self.waiting {
             let parking = &engine.parking;
             let mut waits = parking.waits.lock();
-            if let Some(at) = waits.iter().position(|(id, _)| *id == self.me) {
-                waits.swap_remove(at);
+            let me = self.me;
+            // Its own entry, and those of the tasks below it that wait for
+            // it: one each, as they were put there.
+            for &waiter in &self.registered {
+                let ours = |(id, on): &(TaskId, Vec<TaskId>)| {
+                    *id == waiter && (waiter == me || on.as_slice() == [me])
+                };
+                if let Some(at) = waits.iter().position(ours) {
+                    waits.swap_remove(at);
+                }
             }
             drop(waits);
-            parking.waits_count.fetch_sub(1, Ordering::SeqCst);
+            parking
+                .waits_count
+                .fetch_sub(self.registered.len(), Ordering::SeqCst);
         }
         if !self.excluded.is_empty() {
             let parking = &engine.parking;
@@ -571,6 +600,7 @@ impl Engine {
             lent,
             lends: false,
             waiting: false,
+            registered: Vec::new(),
         })
     }
 
