@@ -185,6 +185,7 @@ fn main() {
                     "cancelled (never started)".to_owned()
                 }
                 Err(TaskError::Panicked(message)) => format!("panicked: {message}"),
+                Err(other) => other.to_string(),
             };
             println!(
                 "{:>8}  {:<13} {:>4} ms  {outcome}",

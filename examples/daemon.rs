@@ -192,7 +192,8 @@ fn main() {
                     failed += 1;
                     println!("{at:>5} ms  request {n} panicked ({message}); not retried");
                 }
-                Err(TaskError::Cancelled) => failed += 1,
+                // Cancelled or timed out before it started.
+                Err(_) => failed += 1,
             }
         }
         if tick == TICKS - 3 {

@@ -118,7 +118,7 @@ fn main() {
             match result {
                 Ok(_) => done += 1,
                 Err(TaskError::Cancelled) => cancelled += 1,
-                Err(TaskError::Panicked(message)) => panic!("unexpected: {message}"),
+                Err(other) => panic!("unexpected: {other}"),
             }
         }
         println!(

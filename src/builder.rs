@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::config::{check_max_tasks, Config, LIMIT};
-use crate::hooks::{Hooks, PanicReport};
+use crate::hooks::{Hooks, PanicReport, TaskEnd, TaskStart};
 
 /// Settings for a [`TaskManager`](crate::TaskManager), checked by
 /// [`start`](Builder::start).
@@ -238,6 +238,73 @@ impl Builder {
         H: Fn(&PanicReport<'_>) + Send + Sync + 'static,
     {
         self.config.hooks.on_panic = Some(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` on the thread that runs each task, just before its
+    /// closure, with the task's id, name and how long it was queued
+    /// ([`TaskStart`]). It runs outside every lock of the crate, so it may
+    /// spawn or cancel on the same manager; a panic in it is caught and
+    /// logged, and the task still runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let starts = Arc::new(AtomicUsize::new(0));
+    /// let count = starts.clone();
+    /// let manager = taskwarden::TaskManager::builder()
+    ///     .on_task_start(move |_start| { count.fetch_add(1, Ordering::SeqCst); })
+    ///     .start()
+    ///     .unwrap();
+    /// manager.spawn(|| ()).unwrap().join().unwrap();
+    /// assert_eq!(starts.load(Ordering::SeqCst), 1);
+    /// ```
+    #[must_use = "a builder setter returns the new builder"]
+    pub fn on_task_start<H>(mut self, hook: H) -> Builder
+    where
+        H: Fn(&TaskStart<'_>) + Send + Sync + 'static,
+    {
+        self.config.hooks.on_task_start = Some(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` once for every accepted task as it settles
+    /// ([`TaskEnd`]: id, name, time queued, time run, outcome): on the
+    /// thread that ran it, after its result was handed over or dropped
+    /// and before a `join`, `drain` or `close` sees it finished; for a task
+    /// that never ran (cancelled or timed out while queued), on the thread
+    /// that cancelled it, with `ran_for` zero and no start hook before. It
+    /// runs outside every lock of the crate; a panic in it is caught and
+    /// logged.
+    ///
+    /// With neither task hook (and no names or tokens), a spawn reads no
+    /// clock and allocates nothing beyond the task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// let slow = Arc::new(Mutex::new(Vec::new()));
+    /// let log = slow.clone();
+    /// let manager = taskwarden::TaskManager::builder()
+    ///     .on_task_end(move |end| {
+    ///         if end.ran_for() > std::time::Duration::from_secs(1) {
+    ///             log.lock().unwrap().push(end.id());
+    ///         }
+    ///     })
+    ///     .start()
+    ///     .unwrap();
+    /// manager.spawn(|| ()).unwrap().join().unwrap();
+    /// assert!(slow.lock().unwrap().is_empty());
+    /// ```
+    #[must_use = "a builder setter returns the new builder"]
+    pub fn on_task_end<H>(mut self, hook: H) -> Builder
+    where
+        H: Fn(&TaskEnd<'_>) + Send + Sync + 'static,
+    {
+        self.config.hooks.on_task_end = Some(std::sync::Arc::new(hook));
         self
     }
 

@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::ptr::NonNull;
 
-use crate::task::{Header, TaskId};
+use crate::task::{CancelReason, Header, TaskId};
 
 #[derive(Clone, Copy)]
 struct Current {
@@ -60,6 +60,12 @@ fn with_current<R>(f: impl FnOnce(&Header, usize) -> R) -> Option<R> {
     Some(f(header, current.manager))
 }
 
+/// Runs `f` on the header of the task this thread is running for the
+/// manager at `manager`, if any.
+pub(crate) fn with_task<R>(manager: usize, f: impl FnOnce(&Header) -> R) -> Option<R> {
+    with_current(|header, owner| (owner == manager).then(|| f(header))).flatten()
+}
+
 /// The task this thread is running for the manager at `manager`, if any.
 pub(crate) fn task_of(manager: usize) -> Option<TaskId> {
     with_current(|header, owner| (owner == manager).then(|| header.id())).flatten()
@@ -94,6 +100,36 @@ pub(crate) fn task_of(manager: usize) -> Option<TaskId> {
 /// ```
 pub fn is_cancelled() -> bool {
     with_current(|header, _| header.cancel_requested()).unwrap_or(false)
+}
+
+/// Why the cancel flag of the task running on this thread is set; `None`
+/// while it is not, and outside a task. The first reason to set the flag
+/// is the one kept.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use taskwarden::CancelReason;
+/// let manager = taskwarden::TaskManager::new(1);
+/// let handle = manager
+///     .spawn(|| {
+///         while !taskwarden::is_cancelled() {
+///             std::thread::sleep(Duration::from_millis(1));
+///         }
+///         taskwarden::cancel_reason()
+///     })
+///     .unwrap();
+/// while manager.running().is_empty() {
+///     std::thread::yield_now();
+/// }
+/// handle.cancel();
+/// assert_eq!(handle.join(), Ok(Some(CancelReason::Requested)));
+/// assert_eq!(taskwarden::cancel_reason(), None);
+/// ```
+#[must_use]
+pub fn cancel_reason() -> Option<CancelReason> {
+    with_current(|header, _| header.cancel_reason()).flatten()
 }
 
 /// The id of the task running on this thread; `None` outside a task.

@@ -21,12 +21,16 @@ use crate::task::TaskId;
 /// assert_eq!(error.to_string(), "task panicked: disk full");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TaskError {
     /// The task panicked; the panic message (or a placeholder for a payload
     /// that is not a string).
     Panicked(String),
     /// The task was cancelled before it started, so it never ran.
     Cancelled,
+    /// The task's `cancel_at` passed while it was queued, so it never ran
+    /// (the timer took it out of the queue at that moment).
+    TimedOut,
 }
 
 impl fmt::Display for TaskError {
@@ -34,6 +38,7 @@ impl fmt::Display for TaskError {
         match self {
             TaskError::Panicked(message) => write!(f, "task panicked: {message}"),
             TaskError::Cancelled => f.write_str("task was cancelled before it started"),
+            TaskError::TimedOut => f.write_str("timed out before it started"),
         }
     }
 }

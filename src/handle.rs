@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::engine::{Awaited, Engine, Park};
 use crate::error::TaskError;
 use crate::task::cell::{JobRef, TaskRef};
-use crate::task::{Header, TaskId};
+use crate::task::{CancelReason, Header, TaskId};
 
 /// What [`TaskHandle`] and [`ScopedHandle`] share: the typed task, and the
 /// engine it belongs to (to cancel it, and to wait helpfully).
@@ -43,12 +43,14 @@ impl<T> HandleCore<'_, T> {
     }
 
     pub(crate) fn cancel(&self) -> bool {
-        self.engine.cancel_job(self.task().job())
+        self.engine
+            .cancel_job(self.task().job(), CancelReason::Requested)
     }
 
     /// Cancels the task if it has not started; leaves a running one alone.
     pub(crate) fn cancel_if_queued(&self) {
-        self.engine.cancel_if_queued(self.task().job(), |_| ());
+        self.engine
+            .cancel_if_queued(self.task().job(), CancelReason::Requested, |_| ());
     }
 
     pub(crate) fn is_finished(&self) -> bool {

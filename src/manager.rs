@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::engine::{Awaited, Blocking, CloseMode, Engine, Handle, Park};
 use crate::error::{CloseReport, SpawnError};
 use crate::handle::{HandleCore, TaskHandle};
+use crate::info::TaskInfo;
 use crate::options::TaskOptions;
 use crate::stats::Stats;
 use crate::submit::{submit, submit_with};
@@ -318,6 +319,33 @@ impl TaskManager {
     #[must_use]
     pub fn queued(&self) -> Vec<TaskId> {
         self.engine.queued()
+    }
+
+    /// Every task accepted and not finished, ascending by id: its name,
+    /// whether it is queued, running or parked in a wait, and why it was
+    /// flagged if it was. A snapshot for a status page or a debugger: tasks
+    /// may start or finish while it is taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskwarden::{TaskOptions, TaskState};
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+    /// let g = gate.clone();
+    /// let busy = manager.spawn_with(TaskOptions::new().name("busy"), move || { g.wait(); }).unwrap();
+    /// let waiting = manager.spawn(|| ()).unwrap();
+    /// while manager.running().is_empty() { std::thread::yield_now(); }
+    /// let tasks = manager.tasks();
+    /// assert_eq!(tasks.len(), 2);
+    /// assert_eq!((tasks[0].name.as_deref(), tasks[0].state), (Some("busy"), TaskState::Running));
+    /// assert_eq!((tasks[1].id, tasks[1].state), (waiting.id(), TaskState::Queued));
+    /// gate.wait();
+    /// # busy.join().unwrap(); waiting.join().unwrap();
+    /// ```
+    #[must_use]
+    pub fn tasks(&self) -> Vec<TaskInfo> {
+        self.engine.tasks()
     }
 
     /// Where the task `id` is in its life; `None` only for an id above

@@ -1,6 +1,11 @@
-//! [`TaskOptions`]: per-task deadlines and delays.
+//! [`TaskOptions`]: per-task deadlines, delays, a token and a name.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::time::{Duration, Instant};
+
+use crate::extras::Name;
+use crate::token::CancelToken;
 
 /// When a task may start and when it is asked to stop; for
 /// [`TaskManager::spawn_with`](crate::TaskManager::spawn_with) and its
@@ -15,6 +20,12 @@ use std::time::{Duration, Instant};
 ///   bound wins. A delayed task waits in a time-ordered queue, not on a
 ///   worker, counts as queued, and joins the back of the run queue when its
 ///   time comes (in id order among equal start times).
+///
+/// - `cancel_with(&token)`: the task is cancelled when the token is
+///   (queued: it never runs; running: flagged), with reason `Token`.
+/// - `name(..)`: shown in log lines, panic reports, `tasks()` and the
+///   per-task hooks. A name is shared by the clones of the options (a map
+///   applies one to every item without copying it).
 ///
 /// Both cancel bounds apply when both are set; a setter called twice keeps
 /// the last value. Timers fire never early, and normally within a few
@@ -41,12 +52,53 @@ use std::time::{Duration, Instant};
 ///     .unwrap();
 /// assert_eq!(handle.join(), Ok("timed out politely"));
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct TaskOptions {
     pub(crate) cancel_after: Option<Duration>,
     pub(crate) cancel_at: Option<Instant>,
     pub(crate) start_after: Option<Duration>,
     pub(crate) start_at: Option<Instant>,
+    pub(crate) token: Option<CancelToken>,
+    pub(crate) name: Option<Name>,
+}
+
+impl PartialEq for TaskOptions {
+    /// Equal when every setting is; tokens compare by identity (clones of
+    /// one token are equal).
+    fn eq(&self, other: &Self) -> bool {
+        let same_token = match (&self.token, &other.token) {
+            (Some(a), Some(b)) => a.same(b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        same_token
+            && self.name == other.name
+            && (
+                self.cancel_after,
+                self.cancel_at,
+                self.start_after,
+                self.start_at,
+            ) == (
+                other.cancel_after,
+                other.cancel_at,
+                other.start_after,
+                other.start_at,
+            )
+    }
+}
+
+impl Eq for TaskOptions {}
+
+impl fmt::Debug for TaskOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskOptions")
+            .field("cancel_after", &self.cancel_after)
+            .field("cancel_at", &self.cancel_at)
+            .field("start_after", &self.start_after)
+            .field("start_at", &self.start_at)
+            .field("cancel_with", &self.token)
+            .field("name", &self.name)
+            .finish()
+    }
 }
 
 impl TaskOptions {
@@ -124,6 +176,52 @@ impl TaskOptions {
         self
     }
 
+    /// Cancels the task when `token` is cancelled: a queued task never runs
+    /// (its handle returns `Err(Cancelled)`), a running one is flagged,
+    /// with [`CancelReason::Token`](crate::CancelReason::Token). A token
+    /// cancelled before the spawn still lets it succeed, but the task is
+    /// finished at once without running. To stop children with their
+    /// parent, spawn them with the parent's
+    /// [`cancel_token`](crate::cancel_token).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskwarden::{CancelToken, TaskError, TaskManager, TaskOptions};
+    /// let manager = TaskManager::new(1);
+    /// let token = CancelToken::new();
+    /// token.cancel();
+    /// let handle = manager
+    ///     .spawn_with(TaskOptions::new().cancel_with(&token), || "never runs")
+    ///     .unwrap();
+    /// assert_eq!(handle.join(), Err(TaskError::Cancelled));
+    /// ```
+    #[must_use = "a TaskOptions setter returns the new options"]
+    pub fn cancel_with(mut self, token: &CancelToken) -> TaskOptions {
+        self.token = Some(token.clone());
+        self
+    }
+
+    /// Names the task: its log lines say `task-7 (name)`, and the name is
+    /// in [`PanicReport::name`](crate::PanicReport::name),
+    /// [`tasks()`](crate::TaskManager::tasks) and the per-task hooks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskwarden::{TaskManager, TaskOptions};
+    /// let manager = TaskManager::new(1);
+    /// let handle = manager
+    ///     .spawn_with(TaskOptions::new().name(format!("resize {}", "a.jpg")), || ())
+    ///     .unwrap();
+    /// handle.join().unwrap();
+    /// ```
+    #[must_use = "a TaskOptions setter returns the new options"]
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> TaskOptions {
+        self.name = Some(Name::from(name.into()));
+        self
+    }
+
     /// The start time for a task spawned at `now` (`None`: at once).
     pub(crate) fn start(&self, now: Instant) -> Option<Instant> {
         let after = self.start_after.and_then(|d| now.checked_add(d));
@@ -134,9 +232,17 @@ impl TaskOptions {
         .filter(|at| *at > now)
     }
 
-    /// Whether these options need the timer at all.
+    /// Whether these options change nothing.
     pub(crate) fn is_plain(&self) -> bool {
-        *self == TaskOptions::default()
+        self.is_untimed() && self.token.is_none() && self.name.is_none()
+    }
+
+    /// Whether these options need no timer.
+    pub(crate) fn is_untimed(&self) -> bool {
+        self.cancel_after.is_none()
+            && self.cancel_at.is_none()
+            && self.start_after.is_none()
+            && self.start_at.is_none()
     }
 }
 

@@ -1,23 +1,33 @@
-//! [`Spawner`]: spawning without keeping the manager open, and
-//! [`current_spawner`] for the code inside a task.
+//! [`Spawner`]: spawning, asking and stopping without keeping the manager
+//! open, and [`current_spawner`] for the code inside a task.
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::engine::{current_engine, Blocking, Engine};
-use crate::error::SpawnError;
+use crate::engine::{current_engine, Blocking, CloseMode, Engine};
+use crate::error::{CloseReport, SpawnError};
 use crate::handle::TaskHandle;
+use crate::info::TaskInfo;
 use crate::manager::{spawn_detached, spawn_handle, spawn_handle_with, TaskManager};
 use crate::options::TaskOptions;
+use crate::stats::Stats;
 use crate::task::TaskId;
+use crate::task::TaskState;
 
-/// A handle for spawning on a manager that does not keep it open.
+/// A handle to a manager that does not keep it open: it spawns, asks,
+/// cancels, closes and stops.
 ///
-/// It spawns like the manager itself (same limit, queue and close rules),
-/// but dropping it never closes the manager, and once the manager is
-/// closed (or dropped), its spawns return the closed error with the
-/// closure handed back. Inside a task, [`current_spawner`] gives the
-/// spawner of the task's own manager, so tasks that spawn children need no
+/// It does everything a [`TaskManager`] does except keep it open: it spawns
+/// like the manager itself (same limit, queue and close rules), cancels,
+/// answers `state`, `stats` and `tasks`, and can close the manager or stop
+/// it now, so a signal handler or a watchdog thread can hold a `'static`
+/// handle to a manager that its owner still drops normally. Dropping it
+/// never closes the manager. Once the manager is closed (or dropped), its
+/// spawns return the closed error with the closure handed back, and the
+/// rest answers as the closed manager would (the close's report, the final
+/// stats). Inside a task, [`current_spawner`] gives the spawner of the
+/// task's own manager, so tasks that spawn children need no
 /// `Arc<TaskManager>`.
 ///
 /// # Examples
@@ -163,6 +173,118 @@ impl Spawner {
         T: Send + 'static,
     {
         spawn_handle_with(&self.engine, options, f, Blocking::Wait)
+    }
+
+    /// As [`TaskManager::cancel`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let spawner = manager.spawner();
+    /// let handle = spawner.spawn(|| ()).unwrap();
+    /// let id = handle.id();
+    /// handle.join().unwrap();
+    /// assert!(!spawner.cancel(id));
+    /// ```
+    pub fn cancel(&self, id: TaskId) -> bool {
+        self.engine.cancel(id)
+    }
+
+    /// As [`TaskManager::cancel_all`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// assert!(manager.spawner().cancel_all().is_empty());
+    /// ```
+    pub fn cancel_all(&self) -> Vec<TaskId> {
+        self.engine.cancel_all()
+    }
+
+    /// As [`TaskManager::state`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskwarden::TaskState;
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let spawner = manager.spawner();
+    /// let handle = spawner.spawn(|| ()).unwrap();
+    /// let id = handle.id();
+    /// handle.join().unwrap();
+    /// drop(manager);
+    /// assert_eq!(spawner.state(id), Some(TaskState::Finished));
+    /// ```
+    #[must_use]
+    pub fn state(&self, id: TaskId) -> Option<TaskState> {
+        self.engine.state(id)
+    }
+
+    /// As [`TaskManager::stats`]; after the manager is dropped, the final
+    /// counts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let spawner = manager.spawner();
+    /// spawner.spawn(|| ()).unwrap().join().unwrap();
+    /// drop(manager);
+    /// assert_eq!(spawner.stats().completed, 1);
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.engine.stats()
+    }
+
+    /// As [`TaskManager::tasks`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// assert!(manager.spawner().tasks().is_empty());
+    /// ```
+    #[must_use]
+    pub fn tasks(&self) -> Vec<TaskInfo> {
+        self.engine.tasks()
+    }
+
+    /// As [`TaskManager::close_timeout`]: closes the manager (or, once it
+    /// is closed, returns the close's report).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let spawner = manager.spawner();
+    /// let report = spawner.close_timeout(Duration::from_secs(1));
+    /// assert!(report.is_clean() && manager.is_closed());
+    /// ```
+    pub fn close_timeout(&self, timeout: Duration) -> CloseReport {
+        self.engine.close(timeout, CloseMode::Deadline)
+    }
+
+    /// As [`TaskManager::close_now`]: what a Ctrl-C handler calls.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let spawner = manager.spawner();
+    /// let task = manager.spawn(|| taskwarden::sleep(Duration::from_secs(30))).unwrap();
+    /// while manager.running().is_empty() { std::thread::yield_now(); }
+    /// let watchdog = std::thread::spawn(move || spawner.close_now(Duration::from_secs(5)));
+    /// let report = watchdog.join().unwrap();
+    /// assert_eq!(report.stopped, vec![task.id()]);
+    /// assert_eq!(manager.close(), report, "the manager's own close returns the same report");
+    /// ```
+    pub fn close_now(&self, grace: Duration) -> CloseReport {
+        self.engine.close(grace, CloseMode::Now)
     }
 
     /// True once the manager's close has begun (or it was dropped).

@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::{current_engine, Blocking, Engine, Event, Handle};
+use crate::engine::{current_engine, Blocking, Engine, Event, Handle, Plan};
 use crate::error::SpawnError;
+use crate::extras::Extra;
 use crate::options::TaskOptions;
 use crate::task::cell::{Boxed, Erase, Inline, Sink, TaskRef, Work, INLINE_LIMIT};
 use crate::task::TaskId;
@@ -59,7 +60,7 @@ where
             sink,
             blocking,
             handle,
-            None,
+            Plan::default(),
             erase,
             |w| w.0,
         )
@@ -70,7 +71,7 @@ where
             sink,
             blocking,
             handle,
-            None,
+            Plan::default(),
             erase,
             |w| *w.0,
         )
@@ -96,16 +97,34 @@ where
     if options.is_plain() {
         return submit(engine, f, sink, blocking, handle, erase);
     }
-    let start = options.start(Instant::now());
+    // A name or a token alone reads no clock.
+    let start = if options.is_untimed() {
+        None
+    } else {
+        options.start(Instant::now())
+    };
+    let TaskOptions {
+        cancel_after,
+        cancel_at,
+        token,
+        name,
+        ..
+    } = options;
+    let extra = (token.is_some() || name.is_some()).then(|| Extra {
+        name,
+        token,
+        ..Extra::default()
+    });
+    let plan = || Plan { start, extra };
     let boxed = std::mem::size_of::<F>() > INLINE_LIMIT;
-    let spawned = match (options.cancel_after, boxed) {
+    let spawned = match (cancel_after, boxed) {
         (None, false) => submit_work(
             engine,
             Inline(f),
             sink,
             blocking,
             handle,
-            start,
+            plan(),
             erase,
             |w| w.0,
         ),
@@ -115,7 +134,7 @@ where
             sink,
             blocking,
             handle,
-            start,
+            plan(),
             erase,
             |w| *w.0,
         ),
@@ -128,7 +147,7 @@ where
             sink,
             blocking,
             handle,
-            start,
+            plan(),
             erase,
             |w| w.work.0,
         ),
@@ -141,12 +160,12 @@ where
             sink,
             blocking,
             handle,
-            start,
+            plan(),
             erase,
             |w| *w.work.0,
         ),
     }?;
-    if let Some(at) = options.cancel_at {
+    if let Some(at) = cancel_at {
         // A task that settled already (it ran, or was cancelled) needs none.
         if let Some(job) = engine.find(spawned.0) {
             engine.schedule(at, Event::CancelAt(job));
@@ -162,7 +181,7 @@ fn submit_work<'a, W, T, S, F>(
     sink: S,
     blocking: Blocking,
     handle: Handle,
-    start: Option<Instant>,
+    plan: Plan,
     erase: Erase<'a>,
     unwrap: impl FnOnce(W) -> F,
 ) -> Result<Spawned<T>, SpawnError<F>>
@@ -171,7 +190,7 @@ where
     T: Send + 'a,
     S: Sink + 'static,
 {
-    match engine.submit(work, sink, blocking, handle, start, erase) {
+    match engine.submit(work, sink, blocking, handle, plan, erase) {
         Ok(accepted) => Ok(accepted),
         Err(rejected) => Err(SpawnError::from_parts(
             rejected.kind,

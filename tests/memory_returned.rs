@@ -235,6 +235,10 @@ fn a_slow_drop_on_the_timer_thread_does_not_hold_close() {
             "the deadline passed with a task settling: {report:?}"
         );
         held.join().unwrap();
-        assert_eq!(timed.join(), Err(TaskError::Cancelled));
+        assert_eq!(
+            timed.join(),
+            Err(TaskError::TimedOut),
+            "its cancel_at passed in the queue"
+        );
     });
 }

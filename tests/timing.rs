@@ -130,7 +130,7 @@ fn cancel_at_passing_while_queued_means_the_task_never_runs() {
             thread::current().id(),
             "dropped on the timer thread"
         );
-        assert_eq!(task.join(), Err(TaskError::Cancelled));
+        assert_eq!(task.join(), Err(TaskError::TimedOut));
         release.open();
         held.join().unwrap();
         manager.drain();

@@ -35,7 +35,7 @@ use crate::error::CloseReport;
 use crate::panic::log_safely;
 use crate::sync::thread::{self, ThreadId};
 use crate::sync::Ordering;
-use crate::task::TaskId;
+use crate::task::{CancelReason, TaskId};
 
 /// Which close.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -168,7 +168,7 @@ impl Engine {
         // Delayed tasks that could not start before the deadline never will.
         if let Some(deadline) = deadline {
             for job in self.timer.take_starts_after(deadline) {
-                self.cancel_if_queued(&job, |id| self.note_cancelled(id));
+                self.cancel_if_queued(&job, CancelReason::Closing, |id| self.note_cancelled(id));
             }
         }
 
@@ -217,8 +217,9 @@ impl Engine {
                 if stack.contains(&id) || excluded.contains(&id) {
                     continue;
                 }
-                header.request_cancel();
-                if !self.cancel_if_queued(job, |id| self.note_cancelled(id)) && header.is_running()
+                self.flag(header, CancelReason::Closing);
+                if !self.cancel_if_queued(job, CancelReason::Closing, |id| self.note_cancelled(id))
+                    && header.is_running()
                 {
                     abandoned.push(id);
                 }
@@ -284,7 +285,7 @@ impl Engine {
         let mut all = self.registry.snapshot();
         all.sort_by_key(|job| job.header().id());
         for job in &all {
-            self.cancel_if_queued(job, |id| self.note_cancelled(id));
+            self.cancel_if_queued(job, CancelReason::Closing, |id| self.note_cancelled(id));
         }
         let mut excluded = self.excluded_now();
         excluded.extend(self.waiting_on(stack));
@@ -292,7 +293,7 @@ impl Engine {
         for job in &all {
             let header = job.header();
             if header.is_running() {
-                header.request_cancel();
+                self.flag(header, CancelReason::Closing);
                 let id = header.id();
                 if !stack.contains(&id) && !excluded.contains(&id) {
                     flagged.push(id);
@@ -325,7 +326,7 @@ impl Engine {
             };
             for id in self.thread_stack() {
                 if let Some(job) = self.find(id) {
-                    job.header().request_cancel();
+                    self.flag(job.header(), CancelReason::Closing);
                 }
             }
             let mut state = self.close.lock();

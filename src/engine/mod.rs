@@ -25,6 +25,7 @@
 
 mod close;
 mod idle;
+mod reach;
 mod slot;
 mod spin;
 mod timer;
@@ -41,6 +42,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::counts::{Counts, Full};
 use crate::error::SpawnErrorKind;
+use crate::extras::{Extra, Extras};
 use crate::graveyard::Graveyard;
 use crate::padded::Padded;
 use crate::panic::log_safely;
@@ -48,7 +50,7 @@ use crate::registry::{self, Registry};
 use crate::stats::Stats;
 use crate::sync::{channel, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, Receiver, Sender};
 use crate::task::cell::{Erase, Head, JobRef, Messages, Outcome, Sink, Task, TaskRef, Work};
-use crate::task::{IdSpace, TaskId, TaskState};
+use crate::task::{CancelReason, IdSpace, TaskId, TaskState};
 
 pub(crate) use close::CloseMode;
 pub(crate) use slot::{current_engine, on_worker_thread};
@@ -251,6 +253,16 @@ pub(crate) struct Engine {
     timer: Timer,
     /// Panic messages waiting for their tasks' handles.
     messages: Messages,
+    /// Names, tokens and hook times of the tasks that have them.
+    extras: Extras,
+}
+
+/// What a spawn asks beyond running the closure: a start time, and the
+/// task's side-table entry (a name, a token).
+#[derive(Default)]
+pub(crate) struct Plan {
+    pub(crate) start: Option<Instant>,
+    pub(crate) extra: Option<Extra>,
 }
 
 impl Engine {
@@ -281,6 +293,7 @@ impl Engine {
             close: Mutex::new(CloseState::Open),
             timer: Timer::default(),
             messages: Messages::default(),
+            extras: Extras::default(),
         })
     }
 
@@ -309,7 +322,7 @@ impl Engine {
         sink: S,
         blocking: Blocking,
         handle: Handle,
-        start: Option<Instant>,
+        plan: Plan,
         erase: Erase<'a>,
     ) -> Result<Accepted<W::Output>, Rejected<W>>
     where
@@ -321,6 +334,7 @@ impl Engine {
             work,
             source: None,
         };
+        let Plan { start, mut extra } = plan;
         if self.closing.load(Ordering::Acquire) {
             return Err(reject(SpawnErrorKind::Closed, work));
         }
@@ -367,6 +381,18 @@ impl Engine {
         if start.is_some() {
             task.header().mark_delayed();
         }
+        // Only tasks with a name, a token or a per-task hook have an entry
+        // (and read the clock): a plain spawn skips all of this.
+        if extra.is_none() && self.config.hooks.per_task() {
+            extra = Some(Extra::default());
+        }
+        let token = extra.as_ref().and_then(|extra| extra.token.clone());
+        if let Some(extra) = extra.as_mut() {
+            task.header().mark_extra();
+            if self.config.hooks.per_task() {
+                extra.accepted = Some(Instant::now());
+            }
+        }
         // The references the task starts with: the run queue's (or the
         // timer's), the registry's, and the handle's if there is one.
         let (job, registered, kept) = match handle {
@@ -379,8 +405,20 @@ impl Engine {
                 (job, registered, Some(kept))
             }
         };
+        if let Some(extra) = extra {
+            self.extras.insert(id, extra);
+        }
+        if let Some(token) = &token {
+            token.attach(self.key(), id, self.me.clone());
+        }
         if let Err(registered) = self.registry.insert_unless(registered, &self.closing) {
             drop((job, kept));
+            if registered.header().has_extra() {
+                drop(self.extras.remove(id));
+            }
+            if let Some(token) = &token {
+                token.detach(self.key(), id);
+            }
             self.withdraw();
             // SAFETY: the registry gave back the only reference left, to
             // the queued `Task<W, S>` made above.
@@ -390,12 +428,19 @@ impl Engine {
         log_safely!(Trace, "{id} queued");
         // SAFETY: the task was made from `W` above.
         let kept = kept.map(|kept| unsafe { TaskRef::from_job(kept) });
+        // A token cancelled before the task could be found by id: the task
+        // is finished here, on the spawning thread, and never queued. (A
+        // cancel after this check finds it in the registry.)
+        if token.is_some_and(|token| token.is_cancelled_now()) {
+            self.cancel_if_queued(&job, CancelReason::Token, |_| ());
+            return Ok((id, kept));
+        }
         match start {
             None => self.enqueue(job),
             Some(at) => {
                 if !self.timer.schedule(self, at, Event::Start(job.clone())) {
                     // The engine stopped meanwhile: it will never start.
-                    self.cancel_if_queued(&job, |_| ());
+                    self.cancel_if_queued(&job, CancelReason::Closing, |_| ());
                 }
             }
         }
@@ -553,15 +598,20 @@ impl Engine {
     }
 
     /// Cancels `job` if it is still queued: its closure is dropped here and
-    /// its handle will see `Cancelled`. `before_drop` runs once the cancel is
-    /// won, before any user code (the closure's `Drop`) runs. True if this
-    /// call cancelled it.
-    pub(crate) fn cancel_if_queued(&self, job: &JobRef, before_drop: impl FnOnce(TaskId)) -> bool {
+    /// its handle will see `Cancelled` (`TimedOut` for a deadline).
+    /// `before_drop` runs once the cancel is won, before any user code (the
+    /// closure's `Drop`) runs. True if this call cancelled it.
+    pub(crate) fn cancel_if_queued(
+        &self,
+        job: &JobRef,
+        reason: CancelReason,
+        before_drop: impl FnOnce(TaskId),
+    ) -> bool {
         let header = job.header();
         let Some(claim) = header.try_cancel() else {
             return false;
         };
-        header.request_cancel();
+        self.flag(header, reason);
         before_drop(header.id());
         self.settle_cancelled(job, claim);
         true
@@ -569,15 +619,15 @@ impl Engine {
 
     /// Asks a task to stop; cancels it outright if it has not started.
     /// True if it was still queued or running.
-    pub(crate) fn cancel_job(&self, job: &JobRef) -> bool {
+    pub(crate) fn cancel_job(&self, job: &JobRef, reason: CancelReason) -> bool {
         let header = job.header();
-        header.request_cancel();
-        self.cancel_if_queued(job, |_| ()) || header.is_running()
+        self.flag(header, reason);
+        self.cancel_if_queued(job, reason, |_| ()) || header.is_running()
     }
 
     pub(crate) fn cancel(&self, id: TaskId) -> bool {
         match self.find(id) {
-            Some(job) => self.cancel_job(&job),
+            Some(job) => self.cancel_job(&job, CancelReason::Requested),
             None => false,
         }
     }
@@ -590,12 +640,12 @@ impl Engine {
         let all = self.registry.snapshot();
         let mut reached = Vec::new();
         for job in &all {
-            self.cancel_if_queued(job, |id| reached.push(id));
+            self.cancel_if_queued(job, CancelReason::Requested, |id| reached.push(id));
         }
         for job in &all {
             let header = job.header();
             if header.is_running() {
-                header.request_cancel();
+                self.flag(header, CancelReason::Requested);
                 reached.push(header.id());
             }
         }

@@ -37,6 +37,7 @@ use crate::panic::log_safely;
 use crate::sync::thread::{self, JoinHandle};
 use crate::sync::{Condvar, Mutex};
 use crate::task::cell::JobRef;
+use crate::task::CancelReason;
 
 /// What the timer does when an event's time comes, to which task.
 pub(crate) enum Event {
@@ -267,11 +268,11 @@ impl Engine {
                 }
             }
             Event::CancelAt(job) => {
-                self.cancel_job(&job);
+                self.cancel_job(&job, CancelReason::Deadline);
             }
             Event::Flag(job) => {
                 if job.header().is_running() {
-                    job.header().request_cancel();
+                    self.flag(job.header(), CancelReason::Deadline);
                 }
             }
         }

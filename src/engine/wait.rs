@@ -190,6 +190,9 @@ struct Parked<'a> {
     /// The waiters of the entries it put there: itself, and the tasks
     /// below it on its thread.
     registered: Vec<TaskId>,
+    /// It marked its task parked (a wait nested in `lend_slot` finds it
+    /// marked already, and leaves the mark to the outer one).
+    marked_parked: bool,
 }
 
 impl Parked<'_> {
@@ -286,6 +289,9 @@ impl Drop for Parked<'_> {
             parking
                 .excluded_count
                 .fetch_sub(self.excluded.len(), Ordering::SeqCst);
+        }
+        if self.marked_parked {
+            current::with_task(engine.key(), |header| header.set_parked(false));
         }
         if self.lends {
             // Back at once, over the limit if need be; a thread started
@@ -590,6 +596,8 @@ impl Engine {
             // Waiters' condition depends on the excluded count.
             self.parking.notify_all();
         }
+        let marked_parked =
+            current::with_task(key, |header| !header.set_parked(true)).unwrap_or(false);
         Some(Parked {
             engine: self,
             me,
@@ -601,6 +609,7 @@ impl Engine {
             lends: false,
             waiting: false,
             registered: Vec::new(),
+            marked_parked,
         })
     }
 

@@ -25,6 +25,8 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::task::Header;
+
 use super::idle::Next;
 use super::slot::{
     enter_worker, leave_worker, worker_stack_size, Slot, WorkerRecord, BUSY, FINISHING,
@@ -99,20 +101,41 @@ struct RunCx<'a> {
     slot: &'a Slot,
     /// What the slot showed before this task (0, or a parked parent's 0).
     previous: u64,
+    /// When it started, if a per-task hook wants to know.
+    started: Option<Instant>,
 }
 
 impl Context for RunCx<'_> {
-    fn panicked(&self, id: TaskId, message: &str, payload: &(dyn std::any::Any + Send)) {
-        log_safely!(Error, "{id} panicked: {message}");
-        self.engine
-            .config
-            .hooks
-            .panic_hook(&PanicReport::new(id, message, payload));
+    fn panicked(&self, header: &Header, message: &str, payload: &(dyn std::any::Any + Send)) {
+        let engine = self.engine;
+        log_safely!(Error, "{} panicked: {message}", engine.label(header));
+        let hooks = &engine.config.hooks;
+        if hooks.on_panic.is_some() {
+            let name = if header.has_extra() {
+                engine.extras.name(header.id())
+            } else {
+                None
+            };
+            hooks.panic_hook(&PanicReport::new(
+                header.id(),
+                name.as_deref(),
+                message,
+                payload,
+            ));
+        }
     }
 
-    fn drop_panicked(&self, id: TaskId, what: &str, message: &str) {
-        log_safely!(Error, "{id}: dropping {what} panicked: {message}");
+    fn drop_panicked(&self, header: &Header, what: &str, message: &str) {
+        log_safely!(
+            Error,
+            "{}: dropping {what} panicked: {message}",
+            self.engine.label(header)
+        );
         StatCounters::add(&self.slot.counters.panicked, false);
+    }
+
+    fn ended(&self, header: &Header, outcome: Outcome) {
+        self.engine.task_ended(header, outcome, self.started);
     }
 
     fn finishing(&self, _id: TaskId, outcome: Outcome) {
@@ -150,16 +173,21 @@ impl Context for RunCx<'_> {
 struct CancelCx<'a>(&'a Engine);
 
 impl Context for CancelCx<'_> {
-    fn panicked(&self, id: TaskId, message: &str, _payload: &(dyn std::any::Any + Send)) {
-        log_safely!(Error, "{id} panicked: {message}");
+    fn panicked(&self, header: &Header, message: &str, _payload: &(dyn std::any::Any + Send)) {
+        log_safely!(Error, "{} panicked: {message}", self.0.label(header));
     }
 
-    fn drop_panicked(&self, id: TaskId, what: &str, message: &str) {
+    fn drop_panicked(&self, header: &Header, what: &str, message: &str) {
         log_safely!(
             Error,
-            "{id} was cancelled and dropping {what} panicked: {message}"
+            "{} was cancelled and dropping {what} panicked: {message}",
+            self.0.label(header)
         );
         StatCounters::add(&self.0.stats.panicked, true);
+    }
+
+    fn ended(&self, header: &Header, outcome: Outcome) {
+        self.0.task_ended(header, outcome, None);
     }
 
     fn finishing(&self, _id: TaskId, outcome: Outcome) {
@@ -191,14 +219,15 @@ impl Context for CancelCx<'_> {
 pub(super) struct RefusedCx<'a>(pub(super) &'a Engine);
 
 impl Context for RefusedCx<'_> {
-    fn panicked(&self, id: TaskId, message: &str, _payload: &(dyn std::any::Any + Send)) {
-        log_safely!(Error, "{id} panicked: {message}");
+    fn panicked(&self, header: &Header, message: &str, _payload: &(dyn std::any::Any + Send)) {
+        log_safely!(Error, "{} panicked: {message}", header.id());
     }
 
-    fn drop_panicked(&self, id: TaskId, what: &str, message: &str) {
+    fn drop_panicked(&self, header: &Header, what: &str, message: &str) {
         log_safely!(
             Error,
-            "{id} was refused and dropping {what} panicked: {message}"
+            "{} was refused and dropping {what} panicked: {message}",
+            header.id()
         );
         StatCounters::add(&self.0.stats.panicked, true);
     }
@@ -487,18 +516,18 @@ impl Engine {
         previous: u64,
     ) {
         let header = job.header();
-        let id = header.id();
-        log_safely!(Trace, "{id} started");
-        let cx = RunCx {
-            engine: self,
-            slot,
-            previous,
-        };
+        log_safely!(Trace, "{} started", self.label(header));
         let outcome = {
             let _entered = current::enter(header, self.key());
+            let cx = RunCx {
+                engine: self,
+                slot,
+                previous,
+                started: self.task_starting(header),
+            };
             job.run(claim, &cx)
         };
-        log_safely!(Trace, "{id} finished: {outcome:?}");
+        log_safely!(Trace, "{} finished: {outcome:?}", self.label(header));
         match removals {
             Some(removals) => removals.push(&self.registry, &self.graveyard, job),
             None => self.registry.remove(job),
@@ -515,13 +544,16 @@ impl Engine {
     /// Settles a task whose cancellation this thread won: drops its
     /// closure, counts it, and hands `Cancelled` over.
     pub(super) fn settle_cancelled(&self, job: &JobRef, claim: Claim<'_>) {
-        let id = job.header().id();
         if self.counts.left_queue_cancelled() {
             self.space_freed();
         }
+        log_safely!(
+            Trace,
+            "{} cancelled before it started",
+            self.label(job.header())
+        );
         job.discard(claim, &CancelCx(self));
         self.registry.remove(job);
-        log_safely!(Trace, "{id} cancelled before it started");
     }
 
     /// The ids of the tasks running now, ascending.

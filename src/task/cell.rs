@@ -102,10 +102,10 @@ impl Sink for () {
 /// What a settling task needs from its engine.
 pub(crate) trait Context {
     /// The task's closure panicked: log it and call the panic hook.
-    fn panicked(&self, id: TaskId, message: &str, payload: &(dyn Any + Send));
+    fn panicked(&self, header: &Header, message: &str, payload: &(dyn Any + Send));
     /// Dropping something of the task's (`what`) panicked: log it and
     /// count one more panic.
-    fn drop_panicked(&self, id: TaskId, what: &str, message: &str);
+    fn drop_panicked(&self, header: &Header, what: &str, message: &str);
     /// The task is about to hand its result over: count `outcome`, and stop
     /// showing the task as running. Called once per task, before anyone can
     /// see its result.
@@ -113,6 +113,9 @@ pub(crate) trait Context {
     /// The result is handed over or dropped: the thread is about to be free
     /// (a spawn that comes now need not start another thread for it).
     fn released(&self);
+    /// The result is handed over or dropped, and the task does not read as
+    /// finished yet: its side-table entry goes, and the end hook runs.
+    fn ended(&self, _header: &Header, _outcome: Outcome) {}
     /// The task is settled: what `drain`, `close` and `stats` count. Called
     /// last, once the task reads as finished and its sink was told.
     fn settled(&self);
@@ -309,7 +312,7 @@ impl<W: Work, S: Sink> Task<W, S> {
                         .cell
                         .with_mut(|slot| unsafe { ManuallyDrop::take(&mut (*slot).value) });
                     if let Err(message) = panic::drop_caught(value) {
-                        cx.drop_panicked(id, "its result", &message);
+                        cx.drop_panicked(header, "its result", &message);
                     }
                 }
                 Ending::Panicked if kept_message => drop(cx.messages().take(id)),
@@ -318,6 +321,7 @@ impl<W: Work, S: Sink> Task<W, S> {
             }
         }
         cx.released();
+        cx.ended(header, outcome);
         let finished = header.finish();
         if finished.waiter {
             cx.wake_waiters();
@@ -342,7 +346,7 @@ impl<W: Work, S: Sink> Task<W, S> {
             Ok(value) => self.settle(Done::Returned(value), Outcome::Completed, cx),
             Err(payload) => {
                 let message = panic::message_of(&*payload);
-                cx.panicked(self.header().id(), &message, &*payload);
+                cx.panicked(self.header(), &message, &*payload);
                 panic::drop_payload(payload);
                 self.settle(Done::Panicked(message), Outcome::Panicked, cx)
             }
@@ -356,7 +360,7 @@ impl<W: Work, S: Sink> Task<W, S> {
         // A panic in the closure's drop is one more panic; the task still
         // counts as cancelled.
         if let Err(message) = panic::drop_caught(work) {
-            cx.drop_panicked(self.header().id(), "its closure", &message);
+            cx.drop_panicked(self.header(), "its closure", &message);
         }
         self.settle(Done::Cancelled, Outcome::Cancelled, cx)
     }
@@ -635,6 +639,7 @@ impl<T> TaskRef<T> {
                 debug_assert!(message.is_some(), "a published panic keeps its message");
                 Err(TaskError::Panicked(message.unwrap_or_default()))
             }
+            Ending::Cancelled if header.timed_out() => Err(TaskError::TimedOut),
             Ending::Cancelled => Err(TaskError::Cancelled),
         };
         header.mark_taken();
@@ -674,8 +679,8 @@ mod tests {
     #[derive(Default)]
     struct Quiet(Messages);
     impl Context for Quiet {
-        fn panicked(&self, _: TaskId, _: &str, _: &(dyn Any + Send)) {}
-        fn drop_panicked(&self, _: TaskId, _: &str, _: &str) {}
+        fn panicked(&self, _: &Header, _: &str, _: &(dyn Any + Send)) {}
+        fn drop_panicked(&self, _: &Header, _: &str, _: &str) {}
         fn finishing(&self, _: TaskId, _: Outcome) {}
         fn released(&self) {}
         fn settled(&self) {}

@@ -28,6 +28,13 @@
 //!          TAKEN             the handle took or dropped the result
 //!          TIMED             the timer holds an event for it: settling
 //!                            tells the timer, which forgets it
+//!          REASON            why CANCEL_REQUESTED was set (the first
+//!                            reason wins: written with the flag)
+//!          PARKED            its task waits in a wait or `lend_slot`
+//!          EXTRA             it has an entry in the engine's side table
+//!                            (a name, a token, hook times)
+//!          OWN_TOKEN         its own token exists: setting the cancel
+//!                            flag must cancel that token too
 //!          HOME (high byte)  the registry shard it lives in; never changes
 //! ```
 //!
@@ -259,7 +266,83 @@ const DELAYED: u32 = 1 << 6;
 const OUTCOME: u32 = 0b11 << 7;
 const TAKEN: u32 = 1 << 9;
 const TIMED: u32 = 1 << 10;
+const REASON_SHIFT: u32 = 11;
+const REASON: u32 = 0b11 << REASON_SHIFT;
+const PARKED: u32 = 1 << 13;
+const EXTRA: u32 = 1 << 14;
+const OWN_TOKEN: u32 = 1 << 15;
 const HOME_SHIFT: u32 = 24;
+
+/// Why a task's cancel flag is set, from
+/// [`cancel_reason`](crate::cancel_reason) and [`TaskInfo`](crate::TaskInfo).
+/// The first reason to set the flag is the one kept.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use taskwarden::{CancelReason, TaskManager, TaskOptions};
+///
+/// let manager = TaskManager::new(1);
+/// let options = TaskOptions::new().cancel_after(Duration::from_millis(10));
+/// let handle = manager
+///     .spawn_with(options, || {
+///         taskwarden::sleep(Duration::from_secs(30));
+///         taskwarden::cancel_reason()
+///     })
+///     .unwrap();
+/// assert_eq!(handle.join(), Ok(Some(CancelReason::Deadline)));
+/// assert_eq!(CancelReason::Deadline.to_string(), "deadline");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CancelReason {
+    /// `cancel(id)`, a handle's `cancel`, `cancel_all`, or a task set or map
+    /// cancelling its own tasks.
+    Requested,
+    /// A `cancel_after` or `cancel_at` deadline passed.
+    Deadline,
+    /// A token the task was spawned with (`TaskOptions::cancel_with`), or
+    /// the task's own token, was cancelled.
+    Token,
+    /// `close`, `close_now`, or the manager's drop.
+    Closing,
+}
+
+impl CancelReason {
+    fn bits(self) -> u32 {
+        (match self {
+            CancelReason::Requested => 0,
+            CancelReason::Deadline => 1,
+            CancelReason::Token => 2,
+            CancelReason::Closing => 3,
+        }) << REASON_SHIFT
+    }
+
+    fn from_state(state: u32) -> Option<CancelReason> {
+        if state & CANCEL_REQUESTED == 0 {
+            return None;
+        }
+        Some(match (state & REASON) >> REASON_SHIFT {
+            0 => CancelReason::Requested,
+            1 => CancelReason::Deadline,
+            2 => CancelReason::Token,
+            _ => CancelReason::Closing,
+        })
+    }
+}
+
+impl fmt::Display for CancelReason {
+    /// `requested`, `deadline`, `token` or `closing`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            CancelReason::Requested => "requested",
+            CancelReason::Deadline => "deadline",
+            CancelReason::Token => "token",
+            CancelReason::Closing => "closing",
+        })
+    }
+}
 
 /// How a task ended, as the state word's OUTCOME field holds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -313,6 +396,15 @@ impl Claim<'_> {
     pub(crate) fn is_for(&self, header: &Header) -> bool {
         std::ptr::eq(self.header, header)
     }
+}
+
+/// What [`Header::request_cancel`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Flagged {
+    /// This call set the flag.
+    pub(crate) now: bool,
+    /// The task's own token exists: cancel it too.
+    pub(crate) own_token: bool,
 }
 
 /// What [`Header::finish`] found.
@@ -587,14 +679,86 @@ impl Header {
         }
     }
 
-    /// Sets the flag that `is_cancelled` reads; true if this call set it.
-    /// An RMW on the shared word, so it never loses another party's flag.
-    pub(crate) fn request_cancel(&self) -> bool {
-        self.state.fetch_or(CANCEL_REQUESTED, Ordering::Relaxed) & CANCEL_REQUESTED == 0
+    /// Sets the flag that `is_cancelled` reads, with its reason, unless it
+    /// is set already (the first reason stays). An RMW on the shared word,
+    /// so it never loses another party's flag.
+    pub(crate) fn request_cancel(&self, reason: CancelReason) -> Flagged {
+        let mut current = self.state.load(Ordering::Relaxed);
+        loop {
+            if current & CANCEL_REQUESTED != 0 {
+                return Flagged {
+                    now: false,
+                    own_token: false,
+                };
+            }
+            // AcqRel: ordered against `mark_own_token` (see there).
+            match self.state.compare_exchange_weak(
+                current,
+                current | CANCEL_REQUESTED | reason.bits(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Flagged {
+                        now: true,
+                        own_token: current & OWN_TOKEN != 0,
+                    }
+                }
+                Err(now) => current = now,
+            }
+        }
     }
 
     pub(crate) fn cancel_requested(&self) -> bool {
         self.state.load(Ordering::Relaxed) & CANCEL_REQUESTED != 0
+    }
+
+    /// Why the flag is set; `None` while it is not.
+    pub(crate) fn cancel_reason(&self) -> Option<CancelReason> {
+        CancelReason::from_state(self.state.load(Ordering::Acquire))
+    }
+
+    /// A task that never ran because its `cancel_at` passed in the queue:
+    /// cancelled with the deadline as the reason.
+    pub(crate) fn timed_out(&self) -> bool {
+        let state = self.state.load(Ordering::Acquire);
+        Ending::from_bits(state) == Some(Ending::Cancelled)
+            && CancelReason::from_state(state) == Some(CancelReason::Deadline)
+    }
+
+    /// The task's own token now exists (registered before this call);
+    /// true if the flag was set already (the caller cancels the token
+    /// itself). The RMW orders this against `request_cancel`: whichever
+    /// comes second sees the other, so the token is always cancelled.
+    pub(crate) fn mark_own_token(&self) -> bool {
+        self.state.fetch_or(OWN_TOKEN, Ordering::AcqRel) & CANCEL_REQUESTED != 0
+    }
+
+    /// Marks a task with an entry in the side table. Only before the task
+    /// is shared.
+    pub(crate) fn mark_extra(&self) {
+        self.state.fetch_or(EXTRA, Ordering::Relaxed);
+    }
+
+    /// Whether the task has an entry in the side table.
+    pub(crate) fn has_extra(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & EXTRA != 0
+    }
+
+    /// The task parks in a wait (true) or resumes (false); returns whether
+    /// it was parked before.
+    pub(crate) fn set_parked(&self, parked: bool) -> bool {
+        let before = if parked {
+            self.state.fetch_or(PARKED, Ordering::Relaxed)
+        } else {
+            self.state.fetch_and(!PARKED, Ordering::Relaxed)
+        };
+        before & PARKED != 0
+    }
+
+    /// Whether the task waits in a wait or `lend_slot`.
+    pub(crate) fn is_parked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & PARKED != 0
     }
 
     /// The result is ready for the handle (acquire: the cell's contents
@@ -669,14 +833,38 @@ mod tests {
     }
 
     #[test]
+    fn the_first_reason_wins_and_a_queued_deadline_is_a_time_out() {
+        let h = header();
+        assert_eq!(h.cancel_reason(), None);
+        assert!(h.request_cancel(CancelReason::Deadline).now);
+        assert!(!h.request_cancel(CancelReason::Requested).now);
+        assert_eq!(h.cancel_reason(), Some(CancelReason::Deadline));
+        assert!(!h.timed_out(), "not before it is cancelled");
+        let _claim = h.try_cancel().unwrap();
+        h.hand_over(Ending::Cancelled);
+        assert!(h.timed_out());
+    }
+
+    #[test]
+    fn the_own_token_and_the_flag_see_each_other() {
+        let h = header();
+        assert!(!h.mark_own_token());
+        assert!(h.request_cancel(CancelReason::Token).own_token);
+        let h = header();
+        h.request_cancel(CancelReason::Requested);
+        assert!(h.mark_own_token(), "the flag came first");
+    }
+
+    #[test]
     fn the_home_survives_every_flag() {
         let h = Header::new(TaskId::from_raw(9).unwrap(), true, 31);
         assert_eq!(h.home(), 31);
-        h.request_cancel();
+        h.request_cancel(CancelReason::Closing);
         let _claim = h.try_start().unwrap();
         h.hand_over(Ending::Panicked);
         h.finish();
         assert_eq!(h.home(), 31);
+        assert_eq!(h.cancel_reason(), Some(CancelReason::Closing));
         assert_eq!(h.leftover(), Leftover::Nothing);
         assert_eq!(h.ending(), None, "a detached task publishes nothing");
     }
