@@ -302,7 +302,9 @@ fn loom_timer_cancel_racing_start_and_close() {
         let report = manager.close_timeout(Duration::MAX);
         match handle.join() {
             Ok(()) => assert_eq!(ran.load(SeqCst), 1),
-            Err(TaskError::Cancelled) => assert_eq!(ran.load(SeqCst), 0),
+            // The timer took it out of the queue (its deadline), or the
+            // close did.
+            Err(TaskError::TimedOut | TaskError::Cancelled) => assert_eq!(ran.load(SeqCst), 0),
             Err(other) => panic!("{other}"),
         }
         assert!(report.abandoned.is_empty());
@@ -503,5 +505,67 @@ fn loom_slot_claims_race_a_resume() {
             claimer.join().unwrap();
         }
         assert!(won.load(SeqCst) <= 1, "two claims under a limit of one");
+    });
+}
+
+/// A token cancelled racing the start and the settle of a task spawned
+/// with it: the task runs once or never (then `Err(Cancelled)`), is
+/// counted once, and leaves the token whatever the order.
+#[test]
+fn loom_token_cancel_racing_start_and_settle() {
+    model_bounded(2, || {
+        let manager = TaskManager::new(1);
+        let token = crate::CancelToken::new();
+        let ran = Arc::new(StdCounter::new(0));
+        let r = ran.clone();
+        let handle = manager
+            .spawn_with(crate::TaskOptions::new().cancel_with(&token), move || {
+                r.fetch_add(1, SeqCst);
+            })
+            .unwrap();
+        let canceller = {
+            let token = token.clone();
+            thread::spawn(move || token.cancel())
+        };
+        let result = handle.join();
+        canceller.join().unwrap();
+        match result {
+            Ok(()) => assert_eq!(ran.load(SeqCst), 1),
+            Err(TaskError::Cancelled) => assert_eq!(ran.load(SeqCst), 0),
+            Err(other) => panic!("{other}"),
+        }
+        manager.drain();
+        let stats = manager.stats();
+        assert_eq!(stats.completed + stats.cancelled, 1);
+        assert_eq!(token.attached(), 0, "the settled task left its token");
+        manager.close();
+    });
+}
+
+/// A task that sleeps on its own token, cancelled from another thread
+/// while it starts, makes the token, or sleeps: the flag and the token see
+/// each other (`Header::mark_own_token` against `request_cancel`), so the
+/// sleep always wakes (a lost wake-up is a deadlock loom reports).
+#[test]
+fn loom_sleep_racing_cancel() {
+    model_bounded(2, || {
+        let manager = TaskManager::new(1);
+        let handle = Arc::new(
+            manager
+                .spawn(|| crate::sleep(Duration::from_secs(3600)))
+                .unwrap(),
+        );
+        let canceller = {
+            let handle = handle.clone();
+            thread::spawn(move || handle.cancel())
+        };
+        canceller.join().unwrap();
+        let handle = Arc::try_unwrap(handle).unwrap();
+        match handle.join() {
+            Ok(slept) => assert!(!slept, "woken by the cancel"),
+            Err(TaskError::Cancelled) => {}
+            Err(other) => panic!("{other}"),
+        }
+        manager.close();
     });
 }
