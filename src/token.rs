@@ -10,16 +10,29 @@
 //! and keeps none alive. A child leaves its parent when its last clone is
 //! dropped.
 //!
-//! Cancelling runs in two passes over every task of the subtree, after
-//! every node's lock is released: first the queued tasks are cancelled,
-//! then the running ones flagged, so that a slot freed by a task that stops
-//! on its flag never starts a task the token was about to cancel.
+//! Cancelling a subtree goes in four steps:
+//!
+//! 1. each node still live is marked *cancelling* by this thread, under its
+//!    lock, and its tasks and children are collected (an attach or a
+//!    `child()` under the same lock either came before, and is collected,
+//!    or sees the mark);
+//! 2. outside every lock, the queued tasks are cancelled, then the running
+//!    ones flagged, so that a slot freed by a task that stops on its flag
+//!    never starts a task the token was about to cancel;
+//! 3. each node is marked *cancelled* and its waiters woken: a task woken
+//!    from `sleep` or `wait_timeout` finds its flag set already;
+//! 4. nodes that another thread was cancelling are waited for, so that
+//!    every `cancel` has taken effect when it returns. A thread waits only
+//!    once its own nodes are cancelled, so no two wait for each other; a
+//!    `cancel` nested in step 2 on the same thread (a closure's `Drop`)
+//!    does not wait for itself.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use crate::sync::thread::{self, ThreadId};
 use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
 use crate::task::TaskId;
 
@@ -35,15 +48,24 @@ pub(crate) trait TokenTarget: Send + Sync {
 type TaskKey = (usize, TaskId);
 
 struct Node {
-    /// Set once, under `state`'s lock; read without it by `is_cancelled`.
+    /// Set once, in step 3 (see the module docs), under `state`'s lock;
+    /// read without it by `is_cancelled`.
     cancelled: AtomicBool,
     state: Mutex<NodeState>,
     wake: Condvar,
     parent: Option<Weak<Node>>,
 }
 
-#[derive(Default)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Live,
+    /// A thread is cancelling its tasks (steps 1 to 3).
+    Cancelling(ThreadId),
+    Cancelled,
+}
+
 struct NodeState {
+    phase: Phase,
     children: HashMap<usize, Weak<Node>>,
     tasks: HashMap<TaskKey, Weak<dyn TokenTarget>>,
 }
@@ -52,7 +74,15 @@ impl Node {
     fn new(parent: Option<Weak<Node>>, cancelled: bool) -> Node {
         Node {
             cancelled: AtomicBool::new(cancelled),
-            state: Mutex::new(NodeState::default()),
+            state: Mutex::new(NodeState {
+                phase: if cancelled {
+                    Phase::Cancelled
+                } else {
+                    Phase::Live
+                },
+                children: HashMap::new(),
+                tasks: HashMap::new(),
+            }),
             wake: Condvar::new(),
             parent,
         }
@@ -148,31 +178,34 @@ impl CancelToken {
     /// assert!(child.is_cancelled());
     /// ```
     pub fn cancel(&self) {
-        let mut nodes = vec![Arc::clone(&self.node)];
+        let me = thread::current().id();
+        let mut mine = Vec::new();
+        let mut others = Vec::new();
         let mut tasks: Vec<(Arc<dyn TokenTarget>, TaskId)> = Vec::new();
-        let mut at = 0;
-        while at < nodes.len() {
-            let node = Arc::clone(&nodes[at]);
-            at += 1;
-            let state = node.state.lock();
-            // Set under the lock: an attach or a child made under it either
-            // came before (and is reached here) or sees the flag.
-            if node.cancelled.swap(true, Ordering::SeqCst) {
-                // Cancelled before, with its subtree.
-                continue;
+        let mut next = vec![Arc::clone(&self.node)];
+        while let Some(node) = next.pop() {
+            let mut state = node.state.lock();
+            match state.phase {
+                Phase::Live => {
+                    state.phase = Phase::Cancelling(me);
+                    tasks.extend(
+                        state
+                            .tasks
+                            .iter()
+                            .filter_map(|(&(_, id), target)| Some((target.upgrade()?, id))),
+                    );
+                    next.extend(state.children.values().filter_map(Weak::upgrade));
+                    drop(state);
+                    mine.push(node);
+                }
+                Phase::Cancelling(other) if other != me => {
+                    drop(state);
+                    others.push(node);
+                }
+                // Cancelled already, or being cancelled by a `cancel` this
+                // one is nested in.
+                _ => {}
             }
-            tasks.extend(
-                state
-                    .tasks
-                    .iter()
-                    .filter_map(|(&(_, id), target)| Some((target.upgrade()?, id))),
-            );
-            nodes.extend(state.children.values().filter_map(Weak::upgrade));
-            drop(state);
-            // Under the lock, so that a waiter between its check and its
-            // sleep is not missed.
-            let _state = node.state.lock();
-            node.wake.notify_all();
         }
         // Outside every lock: cancelling runs user code (a closure's drop).
         for (target, id) in &tasks {
@@ -180,6 +213,18 @@ impl CancelToken {
         }
         for (target, id) in &tasks {
             target.flag_running(*id);
+        }
+        for node in &mine {
+            let mut state = node.state.lock();
+            state.phase = Phase::Cancelled;
+            node.cancelled.store(true, Ordering::SeqCst);
+            node.wake.notify_all();
+        }
+        for node in &others {
+            let mut state = node.state.lock();
+            while state.phase != Phase::Cancelled {
+                node.wake.wait(&mut state);
+            }
         }
     }
 
@@ -212,7 +257,7 @@ impl CancelToken {
     #[must_use]
     pub fn child(&self) -> CancelToken {
         let mut state = self.node.state.lock();
-        let cancelled = self.node.cancelled.load(Ordering::SeqCst);
+        let cancelled = state.phase != Phase::Live;
         let child = Arc::new(Node::new(Some(Arc::downgrade(&self.node)), cancelled));
         if !cancelled {
             state.children.insert(child.key(), Arc::downgrade(&child));
@@ -277,13 +322,12 @@ impl CancelToken {
         }
     }
 
-    /// Whether it is cancelled, read under its lock: a task attached and
-    /// made findable before this call is reached by any `cancel` this
-    /// misses (the cancel sets the flag under the same lock, then looks
+    /// Whether a cancel has begun, read under its lock: a task attached
+    /// and made findable before this call is reached by any `cancel` this
+    /// misses (the cancel marks the node under the same lock, then looks
     /// its tasks up).
     pub(crate) fn is_cancelled_now(&self) -> bool {
-        let _state = self.node.state.lock();
-        self.node.cancelled.load(Ordering::SeqCst)
+        self.node.state.lock().phase != Phase::Live
     }
 
     /// Whether two tokens are the same (clones of one).
@@ -371,6 +415,30 @@ mod tests {
         assert_eq!(root.children(), 1, "a clone keeps the child listed");
         drop(clone);
         assert_eq!(root.children(), 0);
+    }
+
+    /// A target that cancels the token again from inside the cancel (a
+    /// closure's `Drop` may): the nested cancel does not wait for itself.
+    struct Again(Mutex<Option<CancelToken>>);
+
+    impl TokenTarget for Again {
+        fn cancel_queued(&self, _id: TaskId) {
+            let token = self.0.lock().take();
+            if let Some(token) = token {
+                token.cancel();
+                assert!(!token.is_cancelled(), "the outer cancel is not done yet");
+            }
+        }
+        fn flag_running(&self, _id: TaskId) {}
+    }
+
+    #[test]
+    fn a_cancel_nested_in_its_own_cancel_returns() {
+        let token = CancelToken::new();
+        let target: Arc<dyn TokenTarget> = Arc::new(Again(Mutex::new(Some(token.clone()))));
+        token.attach(1, id(1), Arc::downgrade(&target));
+        token.cancel();
+        assert!(token.is_cancelled());
     }
 
     #[test]

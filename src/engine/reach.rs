@@ -25,11 +25,16 @@ impl Engine {
     pub(crate) fn flag(&self, header: &Header, reason: CancelReason) -> bool {
         let flagged = header.request_cancel(reason);
         if flagged.own_token {
-            if let Some(own) = self.extras.own(header.id()) {
-                own.cancel();
-            }
+            self.cancel_own_token(header);
         }
         flagged.now
+    }
+
+    /// Cancels the own token of a task whose flag was just set.
+    pub(super) fn cancel_own_token(&self, header: &Header) {
+        if let Some(own) = self.extras.own(header.id()) {
+            own.cancel();
+        }
     }
 
     /// The own token of the task running on this thread (made on first
