@@ -143,3 +143,63 @@ fn each_task_is_traced() {
         assert!(ours("finished", true), "{}", all());
     });
 }
+
+#[test]
+fn log_lines_about_a_named_task_carry_its_name() {
+    watchdog(|| {
+        records();
+        let manager = TaskManager::new(1);
+        let options = taskwarden::TaskOptions::new().name(format!("resize {}", "a.jpg"));
+        let handle = manager
+            .spawn_with(options, || panic!("unique-named-panic-5520"))
+            .unwrap();
+        let label = format!("{} (resize a.jpg)", handle.id());
+        let _ = handle.join();
+        assert!(
+            logged(
+                Level::Error,
+                &[&label, "panicked", "unique-named-panic-5520"]
+            ),
+            "no error line says {label}"
+        );
+        // Trace lines too (start and finish).
+        assert!(logged(Level::Trace, &[&label, "started"]));
+        // An unnamed task's lines have no parentheses.
+        let plain = manager.spawn(|| panic!("unique-plain-panic-5521")).unwrap();
+        let id = plain.id().to_string();
+        let _ = plain.join();
+        assert!(logged(
+            Level::Error,
+            &[&format!("{id} panicked"), "unique-plain-panic-5521"]
+        ));
+    });
+}
+
+#[test]
+fn a_close_deadline_names_its_named_tasks() {
+    watchdog(|| {
+        records();
+        let manager = TaskManager::builder()
+            .thread_name("named-deadline-log")
+            .max_tasks(1)
+            .start()
+            .unwrap();
+        let gate = std::sync::Arc::new(common::Gate::new());
+        let g = gate.clone();
+        let named = |name: &'static str| taskwarden::TaskOptions::new().name(name);
+        let stubborn = manager
+            .spawn_with(named("stubborn upload"), move || g.wait())
+            .unwrap();
+        common::wait_for("the stubborn task to run", || !manager.running().is_empty());
+        let queued = manager.spawn_with(named("queued resize"), || ()).unwrap();
+        manager.close_timeout(Duration::from_millis(10));
+        gate.open();
+        let abandoned = format!("{} (stubborn upload)", stubborn.id());
+        let cancelled = format!("{} (queued resize)", queued.id());
+        assert!(
+            logged(Level::Warn, &["named-deadline-log", &abandoned, &cancelled]),
+            "{:?}",
+            records().0.lock().unwrap()
+        );
+    });
+}

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use super::{Engine, NoTasks, Park};
 use crate::error::CloseReport;
+use crate::extras::{Label, Name};
 use crate::panic::log_safely;
 use crate::sync::thread::{self, ThreadId};
 use crate::sync::Ordering;
@@ -57,6 +58,9 @@ pub(crate) struct Closing {
     started: Instant,
     /// Cancelled so far, for a close on the closer's own thread.
     cancelled: Vec<TaskId>,
+    /// The names of the cancelled tasks that had one, for the log line
+    /// (their entries are gone once they settle).
+    names: Vec<(TaskId, Name)>,
     /// `Some` once a `close_now` asked to stop now; its deadline (`None`:
     /// a grace that never ends).
     escalation: Option<Option<Instant>>,
@@ -122,6 +126,7 @@ impl Engine {
                         closer: me,
                         started,
                         cancelled: Vec::new(),
+                        names: Vec::new(),
                         escalation: (mode == CloseMode::Now).then_some(deadline),
                     });
                 }
@@ -242,9 +247,12 @@ impl Engine {
         self.stop_workers();
         self.graveyard.free_all();
 
-        let mut cancelled = match &*self.close.lock() {
-            CloseState::Closing(closing) => closing.cancelled.clone(),
-            _ => Vec::new(),
+        let (mut cancelled, names) = match &mut *self.close.lock() {
+            CloseState::Closing(closing) => (
+                closing.cancelled.clone(),
+                std::mem::take(&mut closing.names),
+            ),
+            _ => (Vec::new(), Vec::new()),
         };
         cancelled.sort_unstable();
         // `close_now`: timed out exactly when something was abandoned. A
@@ -267,9 +275,9 @@ impl Engine {
                 Warn,
                 "close of {name} timed out: cancelled {} queued task(s) [{}], abandoned {} running task(s) [{}]",
                 report.cancelled.len(),
-                id_list(&report.cancelled),
+                self.label_list(&report.cancelled, &names),
                 report.abandoned.len(),
-                id_list(&report.abandoned),
+                self.label_list(&report.abandoned, &names),
             );
         }
         log_safely!(Debug, "closed {name}: {report}");
@@ -304,9 +312,29 @@ impl Engine {
     }
 
     fn note_cancelled(&self, id: TaskId) {
+        let name = self.extras.name(id);
         if let CloseState::Closing(closing) = &mut *self.close.lock() {
             closing.cancelled.push(id);
+            if let Some(name) = name {
+                closing.names.push((id, name));
+            }
         }
+    }
+
+    /// `task-1, task-2 (fetch b)` for a log line: names from `names` (the
+    /// cancelled tasks') or from the side table (tasks still running).
+    fn label_list(&self, ids: &[TaskId], names: &[(TaskId, Name)]) -> String {
+        ids.iter()
+            .map(|&id| {
+                let name = names
+                    .iter()
+                    .find(|(named, _)| *named == id)
+                    .map(|(_, name)| name.clone())
+                    .or_else(|| self.extras.name(id));
+                Label { id, name }.to_string()
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Waits, parked as a close, until the closer publishes its report.
@@ -349,12 +377,4 @@ impl Engine {
         );
         closed(self).expect("the close finished")
     }
-}
-
-/// `task-1, task-2` for a log line.
-fn id_list(ids: &[TaskId]) -> String {
-    ids.iter()
-        .map(TaskId::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
