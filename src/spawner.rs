@@ -18,10 +18,10 @@ use crate::task::TaskState;
 /// A handle to a manager that does not keep it open: it spawns, asks,
 /// cancels, closes and stops.
 ///
-/// It does everything a [`TaskManager`] does except keep it open: it spawns
-/// like the manager itself (same limit, queue and close rules), cancels,
-/// answers `state`, `stats` and `tasks`, and can close the manager or stop
-/// it now, so a signal handler or a watchdog thread can hold a `'static`
+/// It spawns like the manager itself (same limit, queue and close rules),
+/// cancels (`cancel`, `cancel_all`), answers `state`, `stats` and `tasks`,
+/// and can close the manager (`close_timeout`) or stop it now
+/// (`close_now`), so a signal handler or a watchdog thread can hold a `'static`
 /// handle to a manager that its owner still drops normally. Dropping it
 /// never closes the manager. Once the manager is closed (or dropped), its
 /// spawns return the closed error with the closure handed back, and the
