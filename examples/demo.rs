@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use taskwarden::{TaskError, TaskId, TaskManager};
+use taskwarden::{TaskError, TaskId, TaskManager, TaskOptions};
 
 /// The manager's thread name prefix: its threads are `demo-0`, `demo-1`, ...
 const THREAD_PREFIX: &str = "demo";
@@ -254,9 +254,11 @@ fn main() -> ExitCode {
     for job in 1..=options.jobs {
         let millis = 1 + next_random(&mut rng) % 20;
         let panics = options.panic_every != 0 && job % options.panic_every == 0;
+        // Named: the log line of a panic says `task-50 (checksum 50)`.
+        let named = TaskOptions::new().name(format!("checksum {job}"));
         handles.push(
             manager
-                .spawn(move || {
+                .spawn_with(named, move || {
                     let checksum = work(Duration::from_millis(millis), job);
                     if panics {
                         panic!("job {job} hit a corrupt record");
@@ -268,7 +270,7 @@ fn main() -> ExitCode {
     }
     // Spawned last so that job n is task n.
     let stubborn = manager
-        .spawn(|| {
+        .spawn_with(TaskOptions::new().name("stubborn export"), || {
             // Ignores is_cancelled() on purpose: close must abandon it on time.
             std::thread::sleep(Duration::from_secs(4));
             "the stubborn job finally returned"
