@@ -110,10 +110,12 @@ where
         name,
         ..
     } = options;
-    let extra = (token.is_some() || name.is_some()).then(|| Extra {
-        name,
-        token,
-        ..Extra::default()
+    let extra = (token.is_some() || name.is_some()).then(|| {
+        Box::new(Extra {
+            name,
+            token,
+            ..Extra::default()
+        })
     });
     let plan = || Plan { start, extra };
     let boxed = std::mem::size_of::<F>() > INLINE_LIMIT;

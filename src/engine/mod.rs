@@ -262,7 +262,8 @@ pub(crate) struct Engine {
 #[derive(Default)]
 pub(crate) struct Plan {
     pub(crate) start: Option<Instant>,
-    pub(crate) extra: Option<Extra>,
+    /// Boxed: a plain spawn moves one null word, not the entry.
+    pub(crate) extra: Option<Box<Extra>>,
 }
 
 impl Engine {
@@ -334,7 +335,7 @@ impl Engine {
             work,
             source: None,
         };
-        let Plan { start, mut extra } = plan;
+        let Plan { start, extra } = plan;
         if self.closing.load(Ordering::Acquire) {
             return Err(reject(SpawnErrorKind::Closed, work));
         }
@@ -383,16 +384,11 @@ impl Engine {
         }
         // Only tasks with a name, a token or a per-task hook have an entry
         // (and read the clock): a plain spawn skips all of this.
-        if extra.is_none() && self.config.hooks.per_task() {
-            extra = Some(Extra::default());
-        }
-        let token = extra.as_ref().and_then(|extra| extra.token.clone());
-        if let Some(extra) = extra.as_mut() {
-            task.header().mark_extra();
-            if self.config.hooks.per_task() {
-                extra.accepted = Some(Instant::now());
-            }
-        }
+        let extra = if extra.is_some() || self.config.hooks.per_task() {
+            self.prepare_extra(task.header(), extra)
+        } else {
+            None
+        };
         // The references the task starts with: the run queue's (or the
         // timer's), the registry's, and the handle's if there is one.
         let (job, registered, kept) = match handle {
@@ -405,19 +401,14 @@ impl Engine {
                 (job, registered, Some(kept))
             }
         };
-        if let Some(extra) = extra {
-            self.extras.insert(id, extra);
-        }
-        if let Some(token) = &token {
-            token.attach(self.key(), id, self.me.clone());
-        }
+        let token = match extra {
+            Some(extra) => self.register_extra(id, extra),
+            None => None,
+        };
         if let Err(registered) = self.registry.insert_unless(registered, &self.closing) {
             drop((job, kept));
             if registered.header().has_extra() {
-                drop(self.extras.remove(id));
-            }
-            if let Some(token) = &token {
-                token.detach(self.key(), id);
+                self.unregister_extra(id);
             }
             self.withdraw();
             // SAFETY: the registry gave back the only reference left, to

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::Engine;
 use crate::current;
-use crate::extras::Label;
+use crate::extras::{Extra, Label};
 use crate::hooks::{TaskEnd, TaskOutcome, TaskStart};
 use crate::info::TaskInfo;
 use crate::task::cell::Outcome;
@@ -34,6 +34,48 @@ impl Engine {
     pub(super) fn cancel_own_token(&self, header: &Header) {
         if let Some(own) = self.extras.own(header.id()) {
             own.cancel();
+        }
+    }
+
+    /// Marks a task about to be accepted as having an entry, which it
+    /// returns (made here for a per-task hook), with its acceptance time
+    /// when a per-task hook wants it. Out of line: plain spawns never call it.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn prepare_extra(
+        &self,
+        header: &Header,
+        extra: Option<Box<Extra>>,
+    ) -> Option<Box<Extra>> {
+        let mut extra = extra.unwrap_or_default();
+        header.mark_extra();
+        if self.config.hooks.per_task() {
+            extra.accepted = Some(Instant::now());
+        }
+        Some(extra)
+    }
+
+    /// Puts the entry of task `id` in the side table and attaches the task
+    /// to its token, before the task can be found by id; returns the token.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::boxed_local)] // it arrives boxed, to keep plain spawns small
+    pub(super) fn register_extra(&self, id: TaskId, extra: Box<Extra>) -> Option<CancelToken> {
+        let token = extra.token.clone();
+        self.extras.insert(id, *extra);
+        if let Some(token) = &token {
+            token.attach(self.key(), id, self.me.clone());
+        }
+        token
+    }
+
+    /// Undoes `register_extra` for a spawn refused after it.
+    #[cold]
+    pub(super) fn unregister_extra(&self, id: TaskId) {
+        if let Some(extra) = self.extras.remove(id) {
+            if let Some(token) = &extra.token {
+                token.detach(self.key(), id);
+            }
         }
     }
 
@@ -79,11 +121,19 @@ impl Engine {
     /// Called by the thread about to run `header`'s closure (inside its
     /// task record): runs the start hook. Returns the start time when a
     /// per-task hook needs it.
+    #[inline]
     pub(super) fn task_starting(&self, header: &Header) -> Option<Instant> {
-        let hooks = &self.config.hooks;
-        if !hooks.per_task() {
-            return None;
+        if self.config.hooks.per_task() {
+            self.run_start_hook(header)
+        } else {
+            None
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn run_start_hook(&self, header: &Header) -> Option<Instant> {
+        let hooks = &self.config.hooks;
         let now = Instant::now();
         if hooks.on_task_start.is_some() {
             let (name, accepted) = if header.has_extra() {
@@ -105,11 +155,17 @@ impl Engine {
     /// A task's result was handed over or dropped: its entry leaves the
     /// side table (and its tokens), and the end hook runs. `started` is
     /// `None` for a task that never ran.
+    #[inline]
     pub(super) fn task_ended(&self, header: &Header, outcome: Outcome, started: Option<Instant>) {
-        let hooks = &self.config.hooks;
-        if !header.has_extra() && hooks.on_task_end.is_none() {
-            return;
+        if header.has_extra() || self.config.hooks.on_task_end.is_some() {
+            self.end_extra(header, outcome, started);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn end_extra(&self, header: &Header, outcome: Outcome, started: Option<Instant>) {
+        let hooks = &self.config.hooks;
         let id = header.id();
         let extra = if header.has_extra() {
             self.extras.remove(id)
