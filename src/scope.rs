@@ -42,7 +42,8 @@ use crate::error::{SpawnErrorKind, TaskError};
 use crate::handle::{HandleCore, ScopedHandle};
 use crate::manager::TaskManager;
 use crate::map::{Draw, Map, MapCore, MapUnordered};
-use crate::submit::submit;
+use crate::options::TaskOptions;
+use crate::submit::{submit, submit_with};
 use crate::sync::{AtomicUsize, Ordering};
 use crate::task::cell::{Erase, Inline, Sink};
 use crate::task::TaskId;
@@ -232,10 +233,51 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
+        self.spawn_with(TaskOptions::new(), f)
+    }
+
+    /// Spawns a task that may borrow from outside the scope, with
+    /// [`TaskOptions`] (a timeout, a delay, a token, a name). The scope
+    /// still waits for it: a `cancel_after` flags it, it does not cut it
+    /// short, and a `cancel_at` that passes while it is queued means it
+    /// never runs (`Err(TimedOut)`).
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn`](Self::spawn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskwarden::TaskOptions;
+    /// let lines = vec!["a", "b", "c"];
+    /// let counted = taskwarden::TaskManager::scope(2, |s| {
+    ///     let options = TaskOptions::new().cancel_after(Duration::from_millis(20)).name("count");
+    ///     s.spawn_with(options, || {
+    ///         let mut seen = 0;
+    ///         for _line in &lines {
+    ///             if taskwarden::is_cancelled() {
+    ///                 break;
+    ///             }
+    ///             seen += 1;
+    ///         }
+    ///         seen
+    ///     })
+    ///     .join()
+    /// });
+    /// assert_eq!(counted, Ok(3));
+    /// ```
+    pub fn spawn_with<F, T>(&'scope self, options: TaskOptions, f: F) -> ScopedHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
         self.tracker.pending.fetch_add(1, Ordering::AcqRel);
         let sink = ScopeSink(Arc::clone(&self.tracker));
-        let task = match submit(
+        let task = match submit_with(
             &self.engine,
+            options,
             f,
             sink.clone(),
             Blocking::Wait,

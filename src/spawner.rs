@@ -87,6 +87,10 @@ pub fn current_spawner() -> Option<Spawner> {
 }
 
 impl Spawner {
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
     /// As [`TaskManager::spawn`].
     ///
     /// # Errors

@@ -1,19 +1,26 @@
-//! [`TaskSet`]: results as they finish.
+//! [`TaskSet`]: results as they finish, and [`SetSpawner`]: feeding a set
+//! from other threads.
 //!
 //! Each task of a set carries the set's sink in its type: when the task
 //! settles, the sink pushes its id onto the set's completion queue. Taking
 //! the next result is a pop from that queue and a lookup of the task's
 //! handle, whatever the set's size; plain `spawn` carries the unit sink and
 //! pays nothing for this.
+//!
+//! A `SetSpawner` spawns with the same sink and hands the task's handle to
+//! the set through the *feed*, a list the set drains into its members
+//! before it looks at the completion queue. A task may settle before its
+//! handle reaches the feed: its id then waits among the *orphans* until it
+//! does, so no result is lost and none is looked for by scanning.
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::dense::DenseMap;
 use crate::engine::{Awaited, Blocking, Engine, Handle, Park};
-use crate::error::{SpawnError, TaskError};
+use crate::error::{SpawnError, SpawnErrorKind, TaskError};
 use crate::handle::HandleCore;
 use crate::manager::TaskManager;
 use crate::options::TaskOptions;
@@ -33,6 +40,17 @@ struct CompletedState {
     done: VecDeque<TaskId>,
     /// The set's owner is about to sleep (or sleeps) on the parking gate.
     waiting: bool,
+    /// Live `SetSpawner`s: an empty set's `join_next` waits while any is.
+    spawners: usize,
+    /// A `SetSpawner` put a handle in the feed since the set last drained it.
+    arrived: bool,
+    /// The set is gone: its spawners refuse, and cancel what they fed late.
+    closed: bool,
+}
+
+/// Handles spawned by `SetSpawner`s, on their way to the set.
+pub(crate) struct Feed<T> {
+    incoming: Mutex<Vec<(TaskId, TaskRef<T>)>>,
 }
 
 /// The sink of a set's tasks.
@@ -74,6 +92,11 @@ pub(crate) struct SetCore<'a, T> {
     /// Settled members taken from the completion queue, not yet yielded:
     /// the queue is emptied in one lock, not one lock per result.
     taken: VecDeque<TaskId>,
+    /// The feed, once a `SetSpawner` was made.
+    feed: OnceLock<Arc<Feed<T>>>,
+    /// Settled tasks of `SetSpawner`s whose handles are not in the feed
+    /// yet.
+    orphans: Vec<TaskId>,
 }
 
 impl<'a, T> SetCore<'a, T> {
@@ -84,12 +107,17 @@ impl<'a, T> SetCore<'a, T> {
                 state: Mutex::new(CompletedState {
                     done: VecDeque::new(),
                     waiting: false,
+                    spawners: 0,
+                    arrived: false,
+                    closed: false,
                 }),
                 engine: Arc::downgrade(engine),
             }),
             members: DenseMap::default(),
             unstarted: VecDeque::new(),
             taken: VecDeque::new(),
+            feed: OnceLock::new(),
+            orphans: Vec::new(),
         }
     }
 
@@ -113,35 +141,67 @@ impl<'a, T> SetCore<'a, T> {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.members.len()
+        let fed = self.feed.get().map_or(0, |feed| feed.incoming.lock().len());
+        self.members.len() + fed
+    }
+
+    /// Takes the handles `SetSpawner`s fed in as members, and queues the
+    /// orphans whose handles came with them.
+    fn absorb(&mut self) {
+        let Some(feed) = self.feed.get() else {
+            return;
+        };
+        self.completed.state.lock().arrived = false;
+        let incoming = std::mem::take(&mut *feed.incoming.lock());
+        for (id, task) in incoming {
+            self.insert(id, task);
+        }
+        if !self.orphans.is_empty() {
+            let members = &self.members;
+            let (found, still): (Vec<TaskId>, Vec<TaskId>) =
+                self.orphans.iter().partition(|id| members.contains_key(id));
+            self.orphans = still;
+            for id in found.into_iter().rev() {
+                self.taken.push_front(id);
+            }
+        }
     }
 
     /// The next finished member's result, if one is ready.
     pub(crate) fn try_next(&mut self) -> Option<(TaskId, Result<T, TaskError>)> {
+        self.absorb();
         loop {
             if self.taken.is_empty() {
                 let mut state = self.completed.state.lock();
                 std::mem::swap(&mut self.taken, &mut state.done);
             }
             let id = self.taken.pop_front()?;
-            // Ids of members detached meanwhile are skipped.
             if let Some(core) = self.members.remove(&id) {
                 return Some((id, core.join()));
             }
+            if self.feed.get().is_some() {
+                // A fed task that settled before its handle reached the
+                // feed: the handle comes soon.
+                self.orphans.push(id);
+            }
+            // Otherwise a member detached meanwhile: skipped.
         }
     }
 
-    /// Waits until a member finishes or `deadline` passes.
+    /// Waits until a member finishes or `deadline` passes. With `follow`,
+    /// an empty set waits while a `SetSpawner` lives (`join_next`).
     pub(crate) fn next_until(
         &mut self,
         deadline: Option<Instant>,
+        follow: bool,
     ) -> Option<(TaskId, Result<T, TaskError>)> {
         loop {
-            if self.members.is_empty() {
-                return None;
-            }
             if let Some(next) = self.try_next() {
                 return Some(next);
+            }
+            let empty = self.members.is_empty() && self.orphans.is_empty();
+            if empty && !(follow && self.completed.state.lock().spawners > 0) {
+                return None;
             }
             let completed = &self.completed;
             let engine = &self.engine;
@@ -152,8 +212,10 @@ impl<'a, T> SetCore<'a, T> {
                 deadline,
                 &mut |sleeping| {
                     let mut state = completed.state.lock();
-                    state.waiting = sleeping && state.done.is_empty();
-                    !state.done.is_empty()
+                    let ready =
+                        !state.done.is_empty() || state.arrived || (empty && state.spawners == 0);
+                    state.waiting = sleeping && !ready;
+                    ready
                 },
                 &mut Members {
                     engine,
@@ -218,6 +280,9 @@ impl<T> Awaited for Members<'_, '_, T> {
 
 impl<T> Drop for SetCore<'_, T> {
     fn drop(&mut self) {
+        // From now on a spawner cancels what it feeds (see `SetSpawner`).
+        self.completed.state.lock().closed = true;
+        self.absorb();
         self.cancel_all();
     }
 }
@@ -235,7 +300,18 @@ impl<T> Drop for SetCore<'_, T> {
 /// tasks it still holds, without waiting for them.
 ///
 /// Taking a result costs the same whatever the set's size: finished tasks
-/// queue themselves; nothing scans the set.
+/// queue themselves; nothing scans the set. [`join_all`](Self::join_all)
+/// takes every result, [`try_join_all`](Self::try_join_all) stops at the
+/// first failure, and [`spawner`](Self::spawner) lets other threads feed
+/// the set while this one takes results.
+///
+/// A set is `#[must_use]`: dropping it at once would cancel its tasks.
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// let manager = taskwarden::TaskManager::new(2);
+/// manager.task_set::<u32>(); // error: unused `TaskSet` that must be used
+/// ```
 ///
 /// # Examples
 ///
@@ -257,6 +333,7 @@ impl<T> Drop for SetCore<'_, T> {
 /// order.sort();
 /// assert_eq!(order, [10, 20, 30]);
 /// ```
+#[must_use = "a task set cancels its tasks when dropped"]
 pub struct TaskSet<T> {
     core: SetCore<'static, T>,
 }
@@ -273,7 +350,6 @@ impl TaskManager {
     /// set.spawn(|| 1).unwrap();
     /// assert_eq!(set.join_next().map(|(_, r)| r), Some(Ok(1)));
     /// ```
-    #[must_use]
     pub fn task_set<T: Send + 'static>(&self) -> TaskSet<T> {
         TaskSet {
             core: SetCore::new(self.engine()),
@@ -424,7 +500,7 @@ impl<T> TaskSet<T> {
     /// assert!(set.join_next().is_none());
     /// ```
     pub fn join_next(&mut self) -> Option<(TaskId, Result<T, TaskError>)> {
-        self.core.next_until(None)
+        self.core.next_until(None, true)
     }
 
     /// The next finished task's result if one is ready now; never blocks.
@@ -465,7 +541,8 @@ impl<T> TaskSet<T> {
         &mut self,
         timeout: Duration,
     ) -> Option<(TaskId, Result<T, TaskError>)> {
-        self.core.next_until(Instant::now().checked_add(timeout))
+        self.core
+            .next_until(Instant::now().checked_add(timeout), false)
     }
 
     /// Cancels every task the set still holds (as
@@ -504,6 +581,317 @@ impl<T> TaskSet<T> {
     /// ```
     pub fn detach_all(&mut self) {
         self.core.detach_all();
+    }
+}
+
+impl<T: Send + 'static> TaskSet<T> {
+    /// A [`SetSpawner`] that feeds this set from any thread (Java's
+    /// `CompletionService`): tasks it spawns are members of this set, and
+    /// while any `SetSpawner` of the set lives, [`join_next`](Self::join_next)
+    /// on an empty set waits for the next one instead of returning `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(2);
+    /// let mut set = manager.task_set();
+    /// let feeder = set.spawner();
+    /// let producer = std::thread::spawn(move || {
+    ///     for n in 0..10_u64 {
+    ///         feeder.spawn(move || n * n).unwrap();
+    ///     }
+    ///     // dropping the last spawner ends `join_next` once the set is empty
+    /// });
+    /// let mut sum = 0;
+    /// while let Some((_id, result)) = set.join_next() {
+    ///     sum += result.unwrap();
+    /// }
+    /// producer.join().unwrap();
+    /// assert_eq!(sum, 285);
+    /// ```
+    #[must_use]
+    pub fn spawner(&self) -> SetSpawner<T> {
+        self.core.completed.state.lock().spawners += 1;
+        SetSpawner {
+            engine: Arc::clone(self.core.engine()),
+            completed: Arc::clone(&self.core.completed),
+            feed: Arc::clone(self.core.feed()),
+        }
+    }
+}
+
+impl<'a, T> SetCore<'a, T> {
+    /// The set's feed, made on first use.
+    fn feed(&self) -> &Arc<Feed<T>> {
+        self.feed.get_or_init(|| {
+            Arc::new(Feed {
+                incoming: Mutex::new(Vec::new()),
+            })
+        })
+    }
+}
+
+impl<T> TaskSet<T> {
+    /// Waits for every task of the set (and, like `join_next`, for the
+    /// tasks still to come through a live [`SetSpawner`]) and returns every
+    /// result, ascending by id (spawn order).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(2);
+    /// let mut set = manager.task_set();
+    /// for ms in [30_u64, 10, 20] {
+    ///     set.spawn(move || { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }).unwrap();
+    /// }
+    /// let results: Vec<u64> = set.join_all().into_iter().map(|(_, r)| r.unwrap()).collect();
+    /// assert_eq!(results, [30, 10, 20]);
+    /// ```
+    #[must_use]
+    pub fn join_all(mut self) -> Vec<(TaskId, Result<T, TaskError>)> {
+        let mut all = Vec::with_capacity(self.len());
+        while let Some(next) = self.join_next() {
+            all.push(next);
+        }
+        all.sort_unstable_by_key(|(id, _)| *id);
+        all
+    }
+}
+
+impl<U, E> TaskSet<Result<U, E>>
+where
+    E: From<TaskError>,
+{
+    /// Fail-fast: takes results as they finish and, at the first failure
+    /// (a task's `Err(e)`, or a [`TaskError`] converted with `E::from`),
+    /// cancels the rest of the set without waiting for them and returns
+    /// that failure. If none fails, returns every value in spawn order.
+    /// Like `join_next`, it waits for the tasks still to come through a
+    /// live [`SetSpawner`].
+    ///
+    /// # Errors
+    ///
+    /// The first failure to finish.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use taskwarden::TaskError;
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// enum Failure { BadInput(u32), Task(TaskError) }
+    /// impl From<TaskError> for Failure {
+    ///     fn from(error: TaskError) -> Self { Failure::Task(error) }
+    /// }
+    ///
+    /// let manager = taskwarden::TaskManager::new(4);
+    /// let mut set = manager.task_set();
+    /// for n in 0..4_u32 {
+    ///     set.spawn(move || {
+    ///         if n == 2 {
+    ///             return Err(Failure::BadInput(n));
+    ///         }
+    ///         taskwarden::sleep(Duration::from_secs(30)); // the others would run long
+    ///         Ok(n)
+    ///     })
+    ///     .unwrap();
+    /// }
+    /// let started = Instant::now();
+    /// assert_eq!(set.try_join_all(), Err(Failure::BadInput(2)));
+    /// assert!(started.elapsed() < Duration::from_secs(30));
+    /// ```
+    pub fn try_join_all(mut self) -> Result<Vec<U>, E> {
+        let mut values = Vec::with_capacity(self.len());
+        while let Some((id, result)) = self.join_next() {
+            match result {
+                Ok(Ok(value)) => values.push((id, value)),
+                Ok(Err(failure)) => {
+                    self.cancel_all();
+                    return Err(failure);
+                }
+                Err(error) => {
+                    self.cancel_all();
+                    return Err(E::from(error));
+                }
+            }
+        }
+        values.sort_unstable_by_key(|(id, _)| *id);
+        Ok(values.into_iter().map(|(_, value)| value).collect())
+    }
+}
+
+/// Feeds a [`TaskSet`] from any thread; from [`TaskSet::spawner`].
+///
+/// Its spawns are the set's, with `&self`: one thread (or many) spawns
+/// while another takes results (Java's `CompletionService`). While any
+/// `SetSpawner` of a set lives, the set's `join_next` on an empty set waits
+/// for the next task, as a channel's receiver waits while a sender lives;
+/// `try_join_next` and `join_next_timeout` still return `None` on an empty
+/// set, and the set's `len()` counts the tasks spawned through it. Once the
+/// set is dropped, its spawns return the closed error with the closure
+/// handed back. Taking a result costs the same however many threads feed
+/// the set.
+///
+/// # Examples
+///
+/// ```
+/// let manager = taskwarden::TaskManager::new(2);
+/// let mut set = manager.task_set::<u32>();
+/// let feeder = set.spawner();
+/// let id = feeder.spawn(|| 7).unwrap();
+/// assert_eq!(set.join_next(), Some((id, Ok(7))));
+/// drop(set);
+/// assert!(feeder.spawn(|| 8).unwrap_err().is_closed());
+/// ```
+pub struct SetSpawner<T> {
+    engine: Arc<Engine>,
+    completed: Arc<Completed>,
+    feed: Arc<Feed<T>>,
+}
+
+impl<T: Send + 'static> SetSpawner<T> {
+    fn submit<F>(
+        &self,
+        options: TaskOptions,
+        f: F,
+        blocking: Blocking,
+    ) -> Result<TaskId, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+    {
+        if self.completed.state.lock().closed {
+            return Err(SpawnError::from_parts(SpawnErrorKind::Closed, f, None));
+        }
+        let (id, task) = submit_with(
+            &self.engine,
+            options,
+            f,
+            SetSink(Arc::clone(&self.completed)),
+            blocking,
+            Handle::Kept,
+            Erase::STATIC,
+        )?;
+        self.feed
+            .incoming
+            .lock()
+            .push((id, task.expect("a task with a handle")));
+        let (closed, waiting) = {
+            let mut state = self.completed.state.lock();
+            state.arrived = true;
+            (state.closed, state.waiting)
+        };
+        if closed {
+            // The set went away meanwhile: what it did not take in is
+            // cancelled, as the set would have.
+            let late = std::mem::take(&mut *self.feed.incoming.lock());
+            for (_, task) in late {
+                HandleCore::new(task, Arc::clone(&self.engine)).cancel();
+            }
+        } else if waiting {
+            self.engine.wake_waiters();
+        }
+        Ok(id)
+    }
+
+    /// As [`TaskSet::spawn`], from any thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskSet::spawn`], and closed once the set is dropped; the
+    /// closure is handed back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let mut set = manager.task_set();
+    /// set.spawner().spawn(|| 1).unwrap();
+    /// assert_eq!(set.join_next().unwrap().1, Ok(1));
+    /// ```
+    pub fn spawn<F>(&self, f: F) -> Result<TaskId, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.submit(TaskOptions::default(), f, Blocking::Wait)
+    }
+
+    /// As [`TaskSet::try_spawn`]: never blocks.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskSet::try_spawn`], and closed once the set is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let mut set = manager.task_set();
+    /// set.spawner().try_spawn(|| 1).unwrap();
+    /// assert_eq!(set.len(), 1);
+    /// # set.join_next();
+    /// ```
+    pub fn try_spawn<F>(&self, f: F) -> Result<TaskId, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.submit(TaskOptions::default(), f, Blocking::Never)
+    }
+
+    /// As [`TaskSet::spawn_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskSet::spawn`], and closed once the set is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use taskwarden::TaskOptions;
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let mut set = manager.task_set();
+    /// set.spawner().spawn_with(TaskOptions::new().name("fed"), || 1).unwrap();
+    /// assert_eq!(set.join_next().unwrap().1, Ok(1));
+    /// ```
+    pub fn spawn_with<F>(&self, options: TaskOptions, f: F) -> Result<TaskId, SpawnError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.submit(options, f, Blocking::Wait)
+    }
+}
+
+impl<T> Clone for SetSpawner<T> {
+    fn clone(&self) -> Self {
+        self.completed.state.lock().spawners += 1;
+        SetSpawner {
+            engine: Arc::clone(&self.engine),
+            completed: Arc::clone(&self.completed),
+            feed: Arc::clone(&self.feed),
+        }
+    }
+}
+
+impl<T> Drop for SetSpawner<T> {
+    fn drop(&mut self) {
+        let waiting = {
+            let mut state = self.completed.state.lock();
+            state.spawners -= 1;
+            state.waiting
+        };
+        if waiting {
+            self.engine.wake_waiters();
+        }
+    }
+}
+
+impl<T> fmt::Debug for SetSpawner<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.completed.state.lock();
+        f.debug_struct("SetSpawner")
+            .field("set_dropped", &state.closed)
+            .field("spawners", &state.spawners)
+            .finish()
     }
 }
 
