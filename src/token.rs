@@ -23,9 +23,14 @@
 //!    from `sleep` or `wait_timeout` finds its flag set already;
 //! 4. nodes that another thread was cancelling are waited for, so that
 //!    every `cancel` has taken effect when it returns. A thread waits only
-//!    once its own nodes are cancelled, so no two wait for each other; a
-//!    `cancel` nested in step 2 on the same thread (a closure's `Drop`)
-//!    does not wait for itself.
+//!    once its own nodes are cancelled, and a `cancel` nested in another
+//!    one's step 2 (a closure's `Drop`, an end hook) never waits, so no two
+//!    threads wait for each other; a nested cancel may return before a
+//!    node another thread is cancelling is done.
+//!
+//! The own token of a running task attached to the subtree is part of the
+//! subtree (step 1 follows it), so the children a task spawned with its
+//! own token are cancelled in the queue before any task is flagged.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -42,6 +47,33 @@ pub(crate) trait TokenTarget: Send + Sync {
     fn cancel_queued(&self, id: TaskId);
     /// Sets task `id`'s cancel flag if it still runs (reason `Token`).
     fn flag_running(&self, id: TaskId);
+    /// Task `id`'s own token, if it made one.
+    fn own_token(&self, id: TaskId) -> Option<CancelToken>;
+}
+
+crate::sync::thread_local_cell! {
+    /// How many cancels this thread is inside step 2 of.
+    static NESTED: std::cell::Cell<usize> = std::cell::Cell::new(0);
+}
+
+/// Marks this thread as running a cancel's step 2 until dropped.
+struct Nested;
+
+impl Nested {
+    fn enter() -> Nested {
+        NESTED.with(|depth| depth.set(depth.get() + 1));
+        Nested
+    }
+
+    fn depth() -> usize {
+        NESTED.with(std::cell::Cell::get)
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        NESTED.with(|depth| depth.set(depth.get() - 1));
+    }
 }
 
 /// A task attached to a node: which engine, which id.
@@ -53,7 +85,9 @@ struct Node {
     cancelled: AtomicBool,
     state: Mutex<NodeState>,
     wake: Condvar,
-    parent: Option<Weak<Node>>,
+    /// Strong: a grandchild keeps the path to its root alive, even when
+    /// every clone of the middle token is gone.
+    parent: Option<Arc<Node>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -71,7 +105,7 @@ struct NodeState {
 }
 
 impl Node {
-    fn new(parent: Option<Weak<Node>>, cancelled: bool) -> Node {
+    fn new(parent: Option<Arc<Node>>, cancelled: bool) -> Node {
         Node {
             cancelled: AtomicBool::new(cancelled),
             state: Mutex::new(NodeState {
@@ -96,7 +130,7 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         // The last clone of a child is gone: it leaves its parent's list.
-        if let Some(parent) = self.parent.as_ref().and_then(Weak::upgrade) {
+        if let Some(parent) = &self.parent {
             let me = self as *const Node as usize;
             parent.state.lock().children.remove(&me);
         }
@@ -188,6 +222,7 @@ impl CancelToken {
             match state.phase {
                 Phase::Live => {
                     state.phase = Phase::Cancelling(me);
+                    let found = tasks.len();
                     tasks.extend(
                         state
                             .tasks
@@ -196,6 +231,13 @@ impl CancelToken {
                     );
                     next.extend(state.children.values().filter_map(Weak::upgrade));
                     drop(state);
+                    // A running task's own token is part of the subtree: the
+                    // children it spawned with it are queued tasks this
+                    // cancel reaches, to be cancelled before any task is
+                    // flagged (and frees a slot).
+                    for (target, id) in &tasks[found..] {
+                        next.extend(target.own_token(*id).map(|own| own.node));
+                    }
                     mine.push(node);
                 }
                 Phase::Cancelling(other) if other != me => {
@@ -207,18 +249,27 @@ impl CancelToken {
                 _ => {}
             }
         }
-        // Outside every lock: cancelling runs user code (a closure's drop).
-        for (target, id) in &tasks {
-            target.cancel_queued(*id);
-        }
-        for (target, id) in &tasks {
-            target.flag_running(*id);
+        // Outside every lock: cancelling runs user code (a closure's drop,
+        // an end hook), which may cancel tokens itself.
+        {
+            let _nested = Nested::enter();
+            for (target, id) in &tasks {
+                target.cancel_queued(*id);
+            }
+            for (target, id) in &tasks {
+                target.flag_running(*id);
+            }
         }
         for node in &mine {
             let mut state = node.state.lock();
             state.phase = Phase::Cancelled;
             node.cancelled.store(true, Ordering::SeqCst);
             node.wake.notify_all();
+        }
+        // A cancel nested in another one's step 2 does not wait: the outer
+        // one may be what the other thread waits for.
+        if Nested::depth() > 0 {
+            return;
         }
         for node in &others {
             let mut state = node.state.lock();
@@ -258,7 +309,7 @@ impl CancelToken {
     pub fn child(&self) -> CancelToken {
         let mut state = self.node.state.lock();
         let cancelled = state.phase != Phase::Live;
-        let child = Arc::new(Node::new(Some(Arc::downgrade(&self.node)), cancelled));
+        let child = Arc::new(Node::new(Some(Arc::clone(&self.node)), cancelled));
         if !cancelled {
             state.children.insert(child.key(), Arc::downgrade(&child));
         }
@@ -369,6 +420,9 @@ mod tests {
         fn flag_running(&self, id: TaskId) {
             self.0.lock().push(("running", id));
         }
+        fn own_token(&self, _id: TaskId) -> Option<CancelToken> {
+            None
+        }
     }
 
     fn id(n: u64) -> TaskId {
@@ -430,6 +484,9 @@ mod tests {
             }
         }
         fn flag_running(&self, _id: TaskId) {}
+        fn own_token(&self, _id: TaskId) -> Option<CancelToken> {
+            None
+        }
     }
 
     #[test]

@@ -244,6 +244,10 @@ impl TokenTarget for Engine {
         }
     }
 
+    fn own_token(&self, id: TaskId) -> Option<CancelToken> {
+        self.extras.own(id)
+    }
+
     fn flag_running(&self, id: TaskId) {
         if let Some(job) = self.find(id) {
             if job.header().is_running() {
