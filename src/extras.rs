@@ -75,6 +75,8 @@ pub(crate) struct Extra {
     pub(crate) own: Option<CancelToken>,
     /// When it was accepted (only with a per-task hook).
     pub(crate) accepted: Option<Instant>,
+    /// When it started (only with a per-task hook).
+    pub(crate) started: Option<Instant>,
 }
 
 const SHARDS: usize = 16;
@@ -120,10 +122,14 @@ impl Extras {
         self.shard(id).lock().get(&id)?.name.clone()
     }
 
-    /// The name and acceptance time, for the start hook.
-    pub(crate) fn start_info(&self, id: TaskId) -> (Option<Name>, Option<Instant>) {
-        match self.shard(id).lock().get(&id) {
-            Some(extra) => (extra.name.clone(), extra.accepted),
+    /// Notes that the task started `at`; its name and acceptance time, for
+    /// the start hook.
+    pub(crate) fn start(&self, id: TaskId, at: Instant) -> (Option<Name>, Option<Instant>) {
+        match self.shard(id).lock().get_mut(&id) {
+            Some(extra) => {
+                extra.started = Some(at);
+                (extra.name.clone(), extra.accepted)
+            }
             None => (None, None),
         }
     }

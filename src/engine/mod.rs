@@ -255,6 +255,11 @@ pub(crate) struct Engine {
     messages: Messages,
     /// Names, tokens and hook times of the tasks that have them.
     extras: Extras,
+    /// A per-task hook is set (every task gets an entry): read per spawn
+    /// and per start, so kept as one byte.
+    task_hooks: bool,
+    /// The end hook is set: read per settle.
+    end_hook: bool,
 }
 
 /// What a spawn asks beyond running the closure: a start time, and the
@@ -271,6 +276,8 @@ impl Engine {
         let (sender, receiver) = channel();
         let bounded = config.queue_capacity.is_some();
         let limit = config.max_tasks;
+        let task_hooks = config.hooks.per_task();
+        let end_hook = config.hooks.on_task_end.is_some();
         Arc::new_cyclic(|me| Engine {
             config,
             me: me.clone(),
@@ -295,6 +302,8 @@ impl Engine {
             timer: Timer::default(),
             messages: Messages::default(),
             extras: Extras::default(),
+            task_hooks,
+            end_hook,
         })
     }
 
@@ -382,13 +391,6 @@ impl Engine {
         if start.is_some() {
             task.header().mark_delayed();
         }
-        // Only tasks with a name, a token or a per-task hook have an entry
-        // (and read the clock): a plain spawn skips all of this.
-        let extra = if extra.is_some() || self.config.hooks.per_task() {
-            self.prepare_extra(task.header(), extra)
-        } else {
-            None
-        };
         // The references the task starts with: the run queue's (or the
         // timer's), the registry's, and the handle's if there is one.
         let (job, registered, kept) = match handle {
@@ -401,9 +403,13 @@ impl Engine {
                 (job, registered, Some(kept))
             }
         };
-        let token = match extra {
-            Some(extra) => self.register_extra(id, extra),
-            None => None,
+        // Only tasks with a name, a token or a per-task hook have an entry
+        // (and read the clock): a plain spawn skips all of this. The task
+        // is not shared yet.
+        let token = if extra.is_some() || self.task_hooks {
+            self.register_extra(job.header(), extra)
+        } else {
+            None
         };
         if let Err(registered) = self.registry.insert_unless(registered, &self.closing) {
             drop((job, kept));

@@ -37,30 +37,23 @@ impl Engine {
         }
     }
 
-    /// Marks a task about to be accepted as having an entry, which it
-    /// returns (made here for a per-task hook), with its acceptance time
-    /// when a per-task hook wants it. Out of line: plain spawns never call it.
+    /// Gives a task about to be accepted (not shared yet) its entry in the
+    /// side table (made here for a per-task hook, with its acceptance
+    /// time), and attaches it to its token, before it can be found by id;
+    /// returns the token. Out of line: plain spawns never call it.
     #[cold]
     #[inline(never)]
-    pub(super) fn prepare_extra(
+    pub(super) fn register_extra(
         &self,
         header: &Header,
         extra: Option<Box<Extra>>,
-    ) -> Option<Box<Extra>> {
+    ) -> Option<CancelToken> {
         let mut extra = extra.unwrap_or_default();
         header.mark_extra();
-        if self.config.hooks.per_task() {
+        if self.task_hooks {
             extra.accepted = Some(Instant::now());
         }
-        Some(extra)
-    }
-
-    /// Puts the entry of task `id` in the side table and attaches the task
-    /// to its token, before the task can be found by id; returns the token.
-    #[cold]
-    #[inline(never)]
-    #[allow(clippy::boxed_local)] // it arrives boxed, to keep plain spawns small
-    pub(super) fn register_extra(&self, id: TaskId, extra: Box<Extra>) -> Option<CancelToken> {
+        let id = header.id();
         let token = extra.token.clone();
         self.extras.insert(id, *extra);
         if let Some(token) = &token {
@@ -119,59 +112,45 @@ impl Engine {
     }
 
     /// Called by the thread about to run `header`'s closure (inside its
-    /// task record): runs the start hook. Returns the start time when a
-    /// per-task hook needs it.
+    /// task record): with a per-task hook, notes the start time in the
+    /// task's entry and runs the start hook.
     #[inline]
-    pub(super) fn task_starting(&self, header: &Header) -> Option<Instant> {
-        if self.config.hooks.per_task() {
-            self.run_start_hook(header)
-        } else {
-            None
+    pub(super) fn task_starting(&self, header: &Header) {
+        if self.task_hooks {
+            self.run_start_hook(header);
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn run_start_hook(&self, header: &Header) -> Option<Instant> {
-        let hooks = &self.config.hooks;
+    fn run_start_hook(&self, header: &Header) {
         let now = Instant::now();
-        if hooks.on_task_start.is_some() {
-            let (name, accepted) = if header.has_extra() {
-                self.extras.start_info(header.id())
-            } else {
-                (None, None)
-            };
-            hooks.task_start(&TaskStart {
-                id: header.id(),
-                name: name.as_deref(),
-                queued_for: accepted
-                    .map(|accepted| now.saturating_duration_since(accepted))
-                    .unwrap_or_default(),
-            });
-        }
-        Some(now)
+        // With a per-task hook every task has an entry.
+        let (name, accepted) = self.extras.start(header.id(), now);
+        self.config.hooks.task_start(&TaskStart {
+            id: header.id(),
+            name: name.as_deref(),
+            queued_for: accepted
+                .map(|accepted| now.saturating_duration_since(accepted))
+                .unwrap_or_default(),
+        });
     }
 
     /// A task's result was handed over or dropped: its entry leaves the
-    /// side table (and its tokens), and the end hook runs. `started` is
-    /// `None` for a task that never ran.
+    /// side table (and its tokens), and the end hook runs.
     #[inline]
-    pub(super) fn task_ended(&self, header: &Header, outcome: Outcome, started: Option<Instant>) {
-        if header.has_extra() || self.config.hooks.on_task_end.is_some() {
-            self.end_extra(header, outcome, started);
+    pub(super) fn task_ended(&self, header: &Header, outcome: Outcome, extra: bool) {
+        if extra || self.end_hook {
+            self.end_extra(header, outcome, extra);
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn end_extra(&self, header: &Header, outcome: Outcome, started: Option<Instant>) {
+    fn end_extra(&self, header: &Header, outcome: Outcome, extra: bool) {
         let hooks = &self.config.hooks;
         let id = header.id();
-        let extra = if header.has_extra() {
-            self.extras.remove(id)
-        } else {
-            None
-        };
+        let extra = if extra { self.extras.remove(id) } else { None };
         if let Some(extra) = &extra {
             for token in extra.token.iter().chain(extra.own.iter()) {
                 token.detach(self.key(), id);
@@ -180,6 +159,8 @@ impl Engine {
         if hooks.on_task_end.is_some() {
             let now = Instant::now();
             let accepted = extra.as_ref().and_then(|extra| extra.accepted);
+            // `None` for a task that never ran.
+            let started = extra.as_ref().and_then(|extra| extra.started);
             let outcome = match outcome {
                 Outcome::Completed => TaskOutcome::Completed,
                 Outcome::Panicked => TaskOutcome::Panicked,

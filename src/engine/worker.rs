@@ -101,8 +101,6 @@ struct RunCx<'a> {
     slot: &'a Slot,
     /// What the slot showed before this task (0, or a parked parent's 0).
     previous: u64,
-    /// When it started, if a per-task hook wants to know.
-    started: Option<Instant>,
 }
 
 impl Context for RunCx<'_> {
@@ -134,16 +132,13 @@ impl Context for RunCx<'_> {
         StatCounters::add(&self.slot.counters.panicked, false);
     }
 
-    fn ended(&self, header: &Header, outcome: Outcome) {
-        self.engine.task_ended(header, outcome, self.started);
-    }
-
     fn finishing(&self, _id: TaskId, outcome: Outcome) {
         StatCounters::add(self.slot.counters.counter(outcome), false);
         self.slot.current.store(self.previous, Ordering::Release);
     }
 
-    fn released(&self) {
+    fn released(&self, header: &Header, outcome: Outcome, extra: bool) {
+        self.engine.task_ended(header, outcome, extra);
         self.slot.advance_to(FINISHING);
     }
 
@@ -186,16 +181,14 @@ impl Context for CancelCx<'_> {
         StatCounters::add(&self.0.stats.panicked, true);
     }
 
-    fn ended(&self, header: &Header, outcome: Outcome) {
-        self.0.task_ended(header, outcome, None);
-    }
-
     fn finishing(&self, _id: TaskId, outcome: Outcome) {
         StatCounters::add(&self.0.stats.discarded, true);
         StatCounters::add(self.0.stats.counter(outcome), true);
     }
 
-    fn released(&self) {}
+    fn released(&self, header: &Header, outcome: Outcome, extra: bool) {
+        self.0.task_ended(header, outcome, extra);
+    }
 
     fn settled(&self) {
         self.0.count_settled();
@@ -236,7 +229,7 @@ impl Context for RefusedCx<'_> {
         StatCounters::add(self.0.stats.counter(outcome), true);
     }
 
-    fn released(&self) {}
+    fn released(&self, _: &Header, _: Outcome, _: bool) {}
 
     /// A refused task was never counted as active.
     fn settled(&self) {}
@@ -519,11 +512,11 @@ impl Engine {
         log_safely!(Trace, "{} started", self.label(header));
         let outcome = {
             let _entered = current::enter(header, self.key());
+            self.task_starting(header);
             let cx = RunCx {
                 engine: self,
                 slot,
                 previous,
-                started: self.task_starting(header),
             };
             job.run(claim, &cx)
         };

@@ -110,12 +110,11 @@ pub(crate) trait Context {
     /// showing the task as running. Called once per task, before anyone can
     /// see its result.
     fn finishing(&self, id: TaskId, outcome: Outcome);
-    /// The result is handed over or dropped: the thread is about to be free
-    /// (a spawn that comes now need not start another thread for it).
-    fn released(&self);
     /// The result is handed over or dropped, and the task does not read as
-    /// finished yet: its side-table entry goes, and the end hook runs.
-    fn ended(&self, _header: &Header, _outcome: Outcome) {}
+    /// finished yet: its side-table entry goes (`extra`: it has one), the
+    /// end hook runs, and then the thread is about to be free (a spawn that
+    /// comes now need not start another thread for it).
+    fn released(&self, header: &Header, outcome: Outcome, extra: bool);
     /// The task is settled: what `drain`, `close` and `stats` count. Called
     /// last, once the task reads as finished and its sink was told.
     fn settled(&self);
@@ -302,7 +301,8 @@ impl<W: Work, S: Sink> Task<W, S> {
             Done::Cancelled => Ending::Cancelled,
         };
         cx.finishing(id, outcome);
-        if !header.hand_over(ending) {
+        let (handed, extra) = header.hand_over_noting(ending);
+        if !handed {
             // The handle detached before it could see PUBLISHED, so it left
             // the result to the owner: still the cell's only user.
             match ending {
@@ -320,8 +320,7 @@ impl<W: Work, S: Sink> Task<W, S> {
                 Ending::Cancelled => {}
             }
         }
-        cx.released();
-        cx.ended(header, outcome);
+        cx.released(header, outcome, extra);
         let finished = header.finish();
         if finished.waiter {
             cx.wake_waiters();
@@ -682,7 +681,7 @@ mod tests {
         fn panicked(&self, _: &Header, _: &str, _: &(dyn Any + Send)) {}
         fn drop_panicked(&self, _: &Header, _: &str, _: &str) {}
         fn finishing(&self, _: TaskId, _: Outcome) {}
-        fn released(&self) {}
+        fn released(&self, _: &Header, _: Outcome, _: bool) {}
         fn settled(&self) {}
         fn wake_waiters(&self) {}
         fn messages(&self) -> &Messages {

@@ -526,11 +526,20 @@ impl Header {
     /// either the handle sees `PUBLISHED` and takes or drops the result
     /// itself, or this sees `DETACHED` and the owner drops it.
     /// `ending` is written with the flag, for the handle to read.
+    #[cfg(test)]
     pub(crate) fn hand_over(&self, ending: Ending) -> bool {
+        self.hand_over_noting(ending).0
+    }
+
+    /// `hand_over`, also saying whether the task has a side-table entry
+    /// (EXTRA), read from the word it loaded anyway: the settling owner
+    /// learns it without another access.
+    pub(crate) fn hand_over_noting(&self, ending: Ending) -> (bool, bool) {
         let mut current = self.state.load(Ordering::Acquire);
         loop {
+            let extra = current & EXTRA != 0;
             if current & DETACHED != 0 {
-                return false;
+                return (false, extra);
             }
             match self.state.compare_exchange_weak(
                 current,
@@ -538,7 +547,7 @@ impl Header {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return true,
+                Ok(_) => return (true, extra),
                 Err(now) => current = now,
             }
         }
