@@ -12,6 +12,12 @@
 //! one is abandoned and still waited for by the set. The report is printed
 //! when `close_now` returns.
 //!
+//! Then fail-fast (Python's `FIRST_EXCEPTION`, Java's `ShutdownOnFailure`):
+//! eight checksum jobs go into a fresh set, most of them slow, and
+//! `try_join_all` returns the first mismatch the moment it arrives; the
+//! rest are cancelled without being waited for (the slow ones sleep in
+//! `taskwarden::sleep`, which wakes them at once).
+//!
 //! ```text
 //! cargo run --example as_completed
 //! ```
@@ -204,5 +210,92 @@ fn main() {
     println!(
         "stats: {} completed, {} panicked, {} cancelled",
         stats.completed, stats.panicked, stats.cancelled
+    );
+    fail_fast();
+}
+
+/// Why a checksum job failed: a mismatch, or the task itself (it panicked,
+/// or was cancelled before it ran).
+#[derive(Debug)]
+enum CheckFailed {
+    Mismatch {
+        file: String,
+        expected: u32,
+        got: u32,
+    },
+    Task(TaskError),
+}
+
+impl From<TaskError> for CheckFailed {
+    fn from(error: TaskError) -> Self {
+        CheckFailed::Task(error)
+    }
+}
+
+impl std::fmt::Display for CheckFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckFailed::Mismatch {
+                file,
+                expected,
+                got,
+            } => write!(f, "{file}: checksum {got:08x}, expected {expected:08x}"),
+            CheckFailed::Task(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+/// Fail-fast with `try_join_all`: the first failure returns at once.
+fn fail_fast() {
+    let manager = TaskManager::builder()
+        .max_tasks(4)
+        .thread_name("check")
+        .start()
+        .expect("valid settings");
+    let mut set = manager.task_set();
+    for n in 1..=8_u32 {
+        let file = format!("part-{n}.bin");
+        set.spawn(move || {
+            // Part 3 is corrupt and found quickly; the others take seconds.
+            let (took, got) = if n == 3 {
+                (30, 0xdead_beef)
+            } else {
+                (3_000, n)
+            };
+            if !taskwarden::sleep(Duration::from_millis(took)) {
+                return Ok(n); // cancelled: the set no longer wants this
+            }
+            if got == n {
+                Ok(n)
+            } else {
+                Err(CheckFailed::Mismatch {
+                    file,
+                    expected: n,
+                    got,
+                })
+            }
+        })
+        .expect("the manager is open");
+    }
+    let start = Instant::now();
+    match set.try_join_all() {
+        Ok(parts) => println!("fail-fast: all {} parts verified", parts.len()),
+        Err(failure) => println!(
+            "fail-fast: {failure} after {} ms; the other parts were cancelled",
+            start.elapsed().as_millis()
+        ),
+    }
+    let report = manager.close();
+    let stats = manager.stats();
+    println!(
+        "fail-fast: closed in {} ms: {} never started, {} stopped early",
+        start.elapsed().as_millis(),
+        stats.cancelled,
+        stats.completed.saturating_sub(1),
+    );
+    assert!(report.is_clean(), "{report}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "nothing waited for the slow parts"
     );
 }

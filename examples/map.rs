@@ -7,7 +7,12 @@
 //! 2. `map_unordered` yields `(input index, result)` as the items finish.
 //! 3. `manager.scoped(|s| s.map(..))` maps over slices of a local `Vec`
 //!    with a closure that borrows a local threshold: nothing is `'static`.
-//! 4. A map over the endless input `0..` ends once another thread closes
+//! 4. `try_map` parses records with a fallible function and collects
+//!    straight into `Result<Vec<_>, E>`: all values in input order, or the
+//!    first failure, after which what is still in flight is cancelled.
+//!    `map_with` applies one `TaskOptions` (a name, a per-item timeout) to
+//!    every item.
+//! 5. A map over the endless input `0..` ends once another thread closes
 //!    the manager with `close_now`: the items it dropped from the queue come
 //!    back as `Err(Cancelled)`, the running ones with their results.
 //!
@@ -18,7 +23,29 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use taskwarden::{TaskError, TaskManager};
+use taskwarden::{TaskError, TaskManager, TaskOptions};
+
+/// A record that did not parse, or a task that failed (`try_map` turns a
+/// panic or a cancel into this error with `From<TaskError>`).
+#[derive(Debug)]
+enum ParseFailed {
+    #[allow(dead_code)] // shown with {:?}
+    Record(std::num::ParseIntError),
+    #[allow(dead_code)]
+    Task(TaskError),
+}
+
+impl From<std::num::ParseIntError> for ParseFailed {
+    fn from(error: std::num::ParseIntError) -> Self {
+        ParseFailed::Record(error)
+    }
+}
+
+impl From<TaskError> for ParseFailed {
+    fn from(error: TaskError) -> Self {
+        ParseFailed::Task(error)
+    }
+}
 
 /// Small CPU work: a checksum of the item, 200 rounds of xorshift.
 fn checksum(item: u64) -> u64 {
@@ -98,7 +125,37 @@ fn main() {
         "3. scoped map over 4 borrowed chunks: readings above {threshold} per chunk {above:?}"
     );
 
-    // 4. An endless input, stopped by a close from another thread.
+    // 4. Fallible items: collect into Result<Vec<_>, E> directly.
+    let good = ["12", "7", "30"];
+    let parsed: Result<Vec<u32>, ParseFailed> = manager
+        .try_map(good, |record: &str| {
+            record.parse::<u32>().map_err(ParseFailed::from)
+        })
+        .collect();
+    println!("4. try_map over {good:?}: {parsed:?}");
+    let bad = ["12", "7", "x3", "30"];
+    let parsed: Result<Vec<u32>, ParseFailed> = manager
+        .try_map(bad, |record: &str| {
+            record.parse::<u32>().map_err(ParseFailed::from)
+        })
+        .collect();
+    println!("   try_map over {bad:?}: {parsed:?}");
+    let options = TaskOptions::new()
+        .name("lookup")
+        .cancel_after(Duration::from_millis(50));
+    let lookups: Vec<&str> = manager
+        .map_with(options, [5_u64, 500, 10], |ms| {
+            if taskwarden::sleep(Duration::from_millis(ms)) {
+                "answered"
+            } else {
+                "timed out (flagged at 50 ms)"
+            }
+        })
+        .map(|result| result.expect("lookups never panic"))
+        .collect();
+    println!("   map_with a 50 ms cancel_after per item: {lookups:?}");
+
+    // 5. An endless input, stopped by a close from another thread.
     let start = Instant::now();
     let (mut done, mut cancelled) = (0, 0);
     std::thread::scope(|s| {
@@ -122,7 +179,7 @@ fn main() {
             }
         }
         println!(
-            "4. map over 0.. ended at {} ms: {done} results, {cancelled} cancelled",
+            "5. map over 0.. ended at {} ms: {done} results, {cancelled} cancelled",
             start.elapsed().as_millis()
         );
     });
