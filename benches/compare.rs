@@ -30,9 +30,11 @@
 //!   `std::thread::scope` (one thread per task) and a rayon scope; and the
 //!   same 10,000 on an existing 2-slot manager (`scoped`).
 //! - W8: 100,000 empty tasks taken as they finish from a `TaskSet`, against
-//!   spawn-all then join-all of `TaskHandle`s, 2 slots.
+//!   spawn-all then join-all of `TaskHandle`s, 2 slots; and the same set fed
+//!   by four threads through `SetSpawner`s while the owner takes results.
 //! - W9: `map` over 200,000 items of about 1 µs, 2 slots, against rayon's
-//!   `par_iter().map().collect()` and a hand-written spawn/join loop.
+//!   `par_iter().map().collect()` and a hand-written spawn/join loop; and
+//!   `try_map` collecting into `Result<Vec<_>, _>` (no slower per item).
 
 mod common;
 
@@ -409,6 +411,26 @@ fn w8_task_set(c: &mut Criterion) {
             total
         })
     });
+    group.bench_function("taskwarden-task-set-4-feeders", |b| {
+        b.iter(|| {
+            let mut set = manager.task_set();
+            std::thread::scope(|s| {
+                for feeder in 0..4_u64 {
+                    let spawner = set.spawner();
+                    s.spawn(move || {
+                        for n in (feeder..tasks).step_by(4) {
+                            spawner.spawn(move || n).unwrap();
+                        }
+                    });
+                }
+                let mut total = 0_u64;
+                while let Some((_, result)) = set.join_next() {
+                    total = total.wrapping_add(result.unwrap());
+                }
+                total
+            })
+        })
+    });
     group.finish();
 }
 
@@ -425,6 +447,14 @@ fn w9_map(c: &mut Criterion) {
                 .map(0..items, work)
                 .map(Result::unwrap)
                 .collect::<Vec<u64>>()
+        })
+    });
+    group.bench_function("taskwarden-try-map", |b| {
+        b.iter(|| {
+            manager
+                .try_map(0..items, move |n| Ok::<u64, taskwarden::TaskError>(work(n)))
+                .collect::<Result<Vec<u64>, _>>()
+                .unwrap()
         })
     });
     group.bench_function("taskwarden-map-unordered", |b| {

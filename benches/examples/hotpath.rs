@@ -14,7 +14,8 @@
 //! joined, `-floor` the floor alone; a `c` after the name (`w1c`, `w4c-tw`)
 //! makes each closure capture one word, so that every pool allocates per
 //! task. `w2` runs W2's taskwarden-detached side alone, `w8-set` W8's task
-//! set; `w9-map`, `w9-unordered` and `w9-loop` W9's `map`, `map_unordered`
+//! set (`w8-feeders`: fed by four threads through `SetSpawner`s); `w9-map`,
+//! `w9-try` (`try_map`), `w9-unordered` and `w9-loop` W9's `map`, `map_unordered`
 //! and spawn/join loop (`-empty` after them: items that do no work).
 
 #[path = "../common/mod.rs"]
@@ -76,6 +77,10 @@ fn main() {
                     .map(0..items, work)
                     .map(Result::unwrap)
                     .fold(0, u64::wrapping_add),
+                "try" => manager
+                    .try_map(0..items, move |n| Ok::<u64, taskwarden::TaskError>(work(n)))
+                    .map(Result::unwrap)
+                    .fold(0, u64::wrapping_add),
                 "unordered" => manager
                     .map_unordered(0..items, work)
                     .map(|(_, result)| result.unwrap())
@@ -112,6 +117,33 @@ fn main() {
             }
             pool.wait();
             println!("w2 {:7.1} ns/task", start.elapsed().as_nanos() as f64 / 2e5);
+        }
+        return;
+    }
+    if workload == "w8-feeders" {
+        // W8 fed by four threads through SetSpawners while this one takes
+        // the results: 100k empty tasks.
+        let manager = taskwarden::TaskManager::new(2);
+        for _ in 0..rounds {
+            let start = Instant::now();
+            let mut set = manager.task_set();
+            std::thread::scope(|s| {
+                for feeder in 0..4_u64 {
+                    let spawner = set.spawner();
+                    s.spawn(move || {
+                        for _ in (feeder..100_000).step_by(4) {
+                            spawner.spawn(|| ()).expect("open");
+                        }
+                    });
+                }
+                while let Some((_, result)) = set.join_next() {
+                    result.expect("an empty task");
+                }
+            });
+            println!(
+                "w8-feeders {:7.1} ns/task",
+                start.elapsed().as_nanos() as f64 / 1e5
+            );
         }
         return;
     }
