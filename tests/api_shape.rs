@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use common::watchdog;
 use taskwarden::{
-    CloseReport, Map, MapUnordered, PanicReport, SpawnError, SpawnErrorKind, Spawner, Stats,
-    TaskError, TaskId, TaskManager, TaskOptions, TaskSet, TaskState,
+    CancelReason, CancelToken, CloseReport, Map, MapUnordered, PanicReport, SetSpawner,
+    SpawnError, SpawnErrorKind, Spawner, Stats, TaskEnd, TaskError, TaskId, TaskInfo,
+    TaskManager, TaskOptions, TaskOutcome, TaskSet, TaskStart, TaskState, TryMap,
 };
 
 fn assert_send<T: Send>() {}
@@ -51,6 +52,62 @@ fn part_two_types_have_the_stated_bounds() {
     assert_clone::<CloseReport>();
     assert_debug::<Stats>();
     assert_clone::<Stats>();
+}
+
+#[test]
+fn part_three_types_have_the_stated_bounds() {
+    assert_clone::<CancelToken>();
+    assert_send::<CancelToken>();
+    assert_sync::<CancelToken>();
+    assert_debug::<CancelToken>();
+    assert_default::<CancelToken>();
+
+    assert_copy_eq::<CancelReason>();
+    assert_display::<CancelReason>();
+    assert_copy_eq::<TaskOutcome>();
+
+    assert_debug::<TaskInfo>();
+    assert_clone::<TaskInfo>();
+    assert_debug::<TaskStart<'static>>();
+    assert_debug::<TaskEnd<'static>>();
+
+    assert_clone::<SetSpawner<u8>>();
+    assert_send::<SetSpawner<String>>();
+    assert_sync::<SetSpawner<String>>();
+    assert_debug::<SetSpawner<u8>>();
+
+    assert_send::<TryMap<'static, u8, TaskError>>();
+    assert_debug::<TryMap<'static, u8, TaskError>>();
+
+    // TimedOut is a TaskError, with its own text.
+    assert_eq!(TaskError::TimedOut.to_string(), "timed out before it started");
+}
+
+/// The part-three signatures, as API.md states them (compiled, not run).
+#[allow(dead_code, clippy::type_complexity)]
+fn part_three_signatures(manager: &TaskManager, spawner: &Spawner) {
+    let _: fn(std::time::Duration) -> bool = taskwarden::sleep;
+    let _: fn() -> Option<CancelReason> = taskwarden::cancel_reason;
+    let _: fn() -> Option<CancelToken> = taskwarden::cancel_token;
+    let _: Vec<TaskInfo> = manager.tasks();
+    let _: Vec<TaskInfo> = spawner.tasks();
+    let _: bool = spawner.cancel(TaskId::clone(&manager.spawn(|| ()).unwrap().id()));
+    let _: Vec<TaskId> = spawner.cancel_all();
+    let _: Option<TaskState> = spawner.state(manager.spawn(|| ()).unwrap().id());
+    let _: Stats = spawner.stats();
+    let _: CloseReport = spawner.close_timeout(Duration::ZERO);
+    let _: CloseReport = spawner.close_now(Duration::ZERO);
+    let set: TaskSet<Result<u8, TaskError>> = manager.task_set();
+    let _: SetSpawner<Result<u8, TaskError>> = set.spawner();
+    let _: Result<Vec<u8>, TaskError> = set.try_join_all();
+    let _: Vec<(TaskId, Result<u8, TaskError>)> = manager.task_set::<u8>().join_all();
+    let _: TryMap<'_, u8, TaskError> = manager.try_map(0..1_u8, Ok);
+    let _: Map<'_, u8> = manager.map_with(TaskOptions::new(), 0..1_u8, |n| n);
+    let _: MapUnordered<'_, u8> = spawner.map_unordered_with(TaskOptions::new(), 0..1_u8, |n| n);
+    let _: TaskOptions = TaskOptions::new()
+        .cancel_with(&CancelToken::new())
+        .name("static")
+        .name(String::from("owned"));
 }
 
 /// `SpawnError<F>` is `Send + Sync` for a closure that is `Send` only.
