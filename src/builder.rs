@@ -282,6 +282,12 @@ impl Builder {
     /// With neither task hook (and no names or tokens), a spawn reads no
     /// clock and allocates nothing beyond the task.
     ///
+    /// To spawn or cancel from a hook, use
+    /// [`current_spawner`](crate::current_spawner) (in a hook on the thread
+    /// that ran the task, it is the task's manager). A hook that owns a
+    /// [`Spawner`](crate::Spawner) of its own manager keeps that manager
+    /// alive for good: a reference cycle that never frees it.
+    ///
     /// # Examples
     ///
     /// ```

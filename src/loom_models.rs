@@ -569,3 +569,26 @@ fn loom_sleep_racing_cancel() {
         manager.close();
     });
 }
+
+/// A set fed by a `SetSpawner` on another thread while its owner takes
+/// results: the fed task's result comes back once (also when the task
+/// settles before its handle reaches the set), and `join_next` ends once
+/// the feeder is gone.
+#[test]
+fn loom_set_spawner_feeds_while_the_owner_joins() {
+    model_bounded(2, || {
+        let manager = TaskManager::new(1);
+        let mut set = manager.task_set::<u32>();
+        let feeder = set.spawner();
+        let producer = thread::spawn(move || {
+            feeder.spawn(|| 7).unwrap();
+        });
+        let mut results = Vec::new();
+        while let Some((_, result)) = set.join_next() {
+            results.push(result.unwrap());
+        }
+        producer.join().unwrap();
+        assert_eq!(results, vec![7]);
+        manager.close();
+    });
+}

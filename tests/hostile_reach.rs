@@ -199,6 +199,34 @@ fn all_logged() -> Vec<(Level, String)> {
 // CancelToken on its own
 // ---------------------------------------------------------------------------
 
+
+/// A manager's spawner for its own hooks. A hook that held the `Spawner`
+/// for good would keep its own manager alive (the hook lives in the
+/// manager): a reference cycle, its memory and its threads' handles never
+/// freed. The slot is emptied when the test ends.
+#[derive(Default)]
+struct SpawnerSlot(Mutex<Option<Spawner>>);
+
+impl SpawnerSlot {
+    fn get(&self) -> Spawner {
+        self.0.lock().unwrap().clone().expect("the spawner is set")
+    }
+
+    fn set(&self, spawner: Spawner) {
+        *self.0.lock().unwrap() = Some(spawner);
+    }
+}
+
+/// Empties a `SpawnerSlot` when dropped (also when the test panics).
+struct ClearSlot(Arc<SpawnerSlot>);
+
+impl Drop for ClearSlot {
+    fn drop(&mut self) {
+        let taken = self.0 .0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(taken);
+    }
+}
+
 #[test]
 fn a_token_is_clone_send_sync_debug_default_and_cancelling_is_one_way() {
     fn traits<T: Clone + Send + Sync + std::fmt::Debug + Default + 'static>() {}
@@ -2230,7 +2258,8 @@ fn a_panic_in_a_per_task_hook_is_logged() {
 #[test]
 fn hooks_may_spawn_cancel_and_inspect_their_own_manager() {
     watchdog(|| {
-        let spawner_slot: Arc<OnceLock<Spawner>> = Arc::new(OnceLock::new());
+        let spawner_slot = Arc::new(SpawnerSlot::default());
+        let _clear = ClearSlot(spawner_slot.clone());
         let victims: Arc<Mutex<Vec<TaskId>>> = Arc::new(Mutex::new(Vec::new()));
         let follow_ups = Arc::new(AtomicUsize::new(0));
         let ends = Arc::new(Mutex::new(Vec::new()));
@@ -2239,7 +2268,7 @@ fn hooks_may_spawn_cancel_and_inspect_their_own_manager() {
         let manager = TaskManager::builder()
             .max_tasks(1)
             .on_task_start(move |start| {
-                let spawner = sp.get().unwrap();
+                let spawner = sp.get();
                 let _ = spawner.tasks();
                 let _ = spawner.stats();
                 assert_eq!(spawner.state(start.id()), Some(TaskState::Running));
@@ -2253,7 +2282,7 @@ fn hooks_may_spawn_cancel_and_inspect_their_own_manager() {
                 }
             })
             .on_task_end(move |end| {
-                let spawner = sp2.get().unwrap();
+                let spawner = sp2.get();
                 let _ = spawner.tasks();
                 let _ = spawner.stats();
                 en.lock().unwrap().push((end.id(), end.outcome()));
@@ -2268,7 +2297,7 @@ fn hooks_may_spawn_cancel_and_inspect_their_own_manager() {
             })
             .start()
             .unwrap();
-        spawner_slot.set(manager.spawner()).unwrap();
+        spawner_slot.set(manager.spawner());
 
         let flagged = manager
             .spawn_with(TaskOptions::new().name("cancel me as I start"), || {
@@ -2321,7 +2350,8 @@ fn hooks_may_spawn_cancel_and_inspect_their_own_manager() {
 #[test]
 fn an_end_hook_inside_a_token_cancel_may_use_the_token_and_the_manager() {
     watchdog(|| {
-        let spawner_slot: Arc<OnceLock<Spawner>> = Arc::new(OnceLock::new());
+        let spawner_slot = Arc::new(SpawnerSlot::default());
+        let _clear = ClearSlot(spawner_slot.clone());
         let token = CancelToken::new();
         let nested = Arc::new(Mutex::new(Vec::new()));
         let (sp, t, n) = (spawner_slot.clone(), token.clone(), nested.clone());
@@ -2332,7 +2362,7 @@ fn an_end_hook_inside_a_token_cancel_may_use_the_token_and_the_manager() {
                     n.lock().unwrap().push((end.id(), end.outcome()));
                     return;
                 }
-                let spawner = sp.get().unwrap();
+                let spawner = sp.get();
                 t.cancel();
                 let _ = t.child();
                 let late = spawner
@@ -2345,7 +2375,7 @@ fn an_end_hook_inside_a_token_cancel_may_use_the_token_and_the_manager() {
             })
             .start()
             .unwrap();
-        spawner_slot.set(manager.spawner()).unwrap();
+        spawner_slot.set(manager.spawner());
         let (hold, holder) = hold_slot(&manager);
         let first = manager
             .spawn_with(
@@ -2377,20 +2407,21 @@ fn an_end_hook_inside_a_token_cancel_may_use_the_token_and_the_manager() {
 #[test]
 fn an_end_hook_may_close_its_own_manager() {
     watchdog(|| {
-        let spawner_slot: Arc<OnceLock<Spawner>> = Arc::new(OnceLock::new());
+        let spawner_slot = Arc::new(SpawnerSlot::default());
+        let _clear = ClearSlot(spawner_slot.clone());
         let reports = Arc::new(Mutex::new(Vec::new()));
         let (sp, r) = (spawner_slot.clone(), reports.clone());
         let manager = TaskManager::builder()
             .max_tasks(2)
             .on_task_end(move |end| {
                 if end.name() == Some("closer") {
-                    let report = sp.get().unwrap().close_timeout(LIMIT / 4);
+                    let report = sp.get().close_timeout(LIMIT / 4);
                     r.lock().unwrap().push(report);
                 }
             })
             .start()
             .unwrap();
-        spawner_slot.set(manager.spawner()).unwrap();
+        spawner_slot.set(manager.spawner());
         let others: Vec<_> = (0..4)
             .map(|_| {
                 manager
@@ -3175,14 +3206,15 @@ fn tasks_lists_an_abandoned_task_after_its_close_with_reason_closing() {
 #[test]
 fn an_end_hook_run_by_a_close_may_call_close_again() {
     watchdog(|| {
-        let spawner_slot: Arc<OnceLock<Spawner>> = Arc::new(OnceLock::new());
+        let spawner_slot = Arc::new(SpawnerSlot::default());
+        let _clear = ClearSlot(spawner_slot.clone());
         let inner = Arc::new(Mutex::new(Vec::new()));
         let (sp, i) = (spawner_slot.clone(), inner.clone());
         let manager = TaskManager::builder()
             .max_tasks(1)
             .on_task_end(move |end| {
                 if end.outcome() == TaskOutcome::Cancelled {
-                    let spawner = sp.get().unwrap();
+                    let spawner = sp.get();
                     let began = Instant::now();
                     let a = spawner.close_now(LONG);
                     let b = spawner.close_timeout(LONG);
@@ -3191,7 +3223,7 @@ fn an_end_hook_run_by_a_close_may_call_close_again() {
             })
             .start()
             .unwrap();
-        spawner_slot.set(manager.spawner()).unwrap();
+        spawner_slot.set(manager.spawner());
         let (hold, holder) = hold_slot(&manager);
         let queued = manager.spawn(|| ()).unwrap();
         let closer = {
