@@ -196,11 +196,15 @@ impl<'a, T> SetCore<'a, T> {
         follow: bool,
     ) -> Option<(TaskId, Result<T, TaskError>)> {
         loop {
+            // Read before `try_next` drains the feed: a spawner feeds the
+            // set before it goes, so once none is left, everything fed is
+            // in the feed that `try_next` drains next.
+            let feeding = follow && self.completed.state.lock().spawners > 0;
             if let Some(next) = self.try_next() {
                 return Some(next);
             }
             let empty = self.members.is_empty() && self.orphans.is_empty();
-            if empty && !(follow && self.completed.state.lock().spawners > 0) {
+            if empty && !feeding {
                 return None;
             }
             let completed = &self.completed;

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use common::watchdog;
 use taskwarden::{
-    CancelReason, CancelToken, CloseReport, Map, MapUnordered, PanicReport, SetSpawner,
-    SpawnError, SpawnErrorKind, Spawner, Stats, TaskEnd, TaskError, TaskId, TaskInfo,
-    TaskManager, TaskOptions, TaskOutcome, TaskSet, TaskStart, TaskState, TryMap,
+    CancelReason, CancelToken, CloseReport, Map, MapUnordered, PanicReport, SetSpawner, SpawnError,
+    SpawnErrorKind, Spawner, Stats, TaskEnd, TaskError, TaskId, TaskInfo, TaskManager, TaskOptions,
+    TaskOutcome, TaskSet, TaskStart, TaskState, TryMap,
 };
 
 fn assert_send<T: Send>() {}
@@ -80,7 +80,10 @@ fn part_three_types_have_the_stated_bounds() {
     assert_debug::<TryMap<'static, u8, TaskError>>();
 
     // TimedOut is a TaskError, with its own text.
-    assert_eq!(TaskError::TimedOut.to_string(), "timed out before it started");
+    assert_eq!(
+        TaskError::TimedOut.to_string(),
+        "timed out before it started"
+    );
 }
 
 /// The part-three signatures, as API.md states them (compiled, not run).

@@ -199,7 +199,6 @@ fn all_logged() -> Vec<(Level, String)> {
 // CancelToken on its own
 // ---------------------------------------------------------------------------
 
-
 /// A manager's spawner for its own hooks. A hook that held the `Spawner`
 /// for good would keep its own manager alive (the hook lives in the
 /// manager): a reference cycle, its memory and its threads' handles never
