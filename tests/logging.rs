@@ -203,3 +203,57 @@ fn a_close_deadline_names_its_named_tasks() {
         );
     });
 }
+
+#[test]
+fn a_close_still_waiting_after_a_second_says_once_what_for_and_until_when() {
+    watchdog(|| {
+        records();
+        let manager = TaskManager::builder()
+            .thread_name("slow-close-log")
+            .max_tasks(1)
+            .start()
+            .unwrap();
+        let gate = std::sync::Arc::new(common::Gate::new());
+        let g = gate.clone();
+        let slow = manager
+            .spawn_with(
+                taskwarden::TaskOptions::new().name("slow export"),
+                move || g.wait(),
+            )
+            .unwrap();
+        common::wait_for("the slow task to run", || !manager.running().is_empty());
+        let queued = manager.spawn(|| ()).unwrap();
+        let opener = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1_500));
+            gate.open();
+        });
+        let report = manager.close_timeout(Duration::from_secs(30));
+        opener.join().unwrap();
+        assert!(report.is_clean() && !report.timed_out, "{report:?}");
+        let waiting = format!("{} (slow export)", slow.id());
+        let lines: Vec<String> = records()
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(level, text, _)| {
+                *level == Level::Warn
+                    && text.contains("slow-close-log")
+                    && text.contains("is waiting for")
+            })
+            .map(|(_, text, _)| text.clone())
+            .collect();
+        assert_eq!(lines.len(), 1, "once: {lines:?}");
+        assert!(lines[0].contains(&waiting), "{}", lines[0]);
+        assert!(lines[0].contains(&queued.id().to_string()), "{}", lines[0]);
+        assert!(lines[0].contains("until its deadline in"), "{}", lines[0]);
+        // A quick close says nothing of the kind.
+        let quick = TaskManager::builder()
+            .thread_name("quick-close-log")
+            .start()
+            .unwrap();
+        quick.spawn(|| ()).unwrap();
+        quick.close();
+        assert!(!logged(Level::Warn, &["quick-close-log"]));
+    });
+}

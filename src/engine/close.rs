@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Engine, NoTasks, Park};
-use crate::error::CloseReport;
+use crate::error::{human_duration, CloseReport};
 use crate::extras::{Label, Name};
 use crate::panic::log_safely;
 use crate::sync::thread::{self, ThreadId};
@@ -79,6 +79,9 @@ impl Closing {
         }
     }
 }
+
+/// How long a close waits before it says, once, what it waits for.
+const SLOW_CLOSE: Duration = Duration::from_secs(1);
 
 /// The earlier of two deadlines (`None` is never).
 fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
@@ -181,6 +184,8 @@ impl Engine {
         let mut flagged: Option<Vec<TaskId>> = None;
         // Judged inside the wait, where the closer's own task is excluded.
         let mut idle = false;
+        // A close still waiting after this long says once what for.
+        let mut warn_at = started.checked_add(SLOW_CLOSE);
         loop {
             let mut until = deadline;
             if let Some(escalated) = self.escalation() {
@@ -189,18 +194,24 @@ impl Engine {
                 }
                 until = earlier(deadline, escalated);
             }
+            let end = until;
             let escalated = flagged.is_some();
             self.wait_until(
                 Park::Close,
-                until,
+                earlier(until, warn_at),
                 &mut |_| {
                     idle = self.idle_reached(&stack);
                     idle || (!escalated && self.escalation().is_some())
                 },
                 &mut NoTasks,
             );
-            if idle || until.is_some_and(|until| Instant::now() >= until) {
+            let now = Instant::now();
+            if idle || end.is_some_and(|end| now >= end) {
                 break;
+            }
+            if warn_at.is_some_and(|at| now >= at) {
+                warn_at = None;
+                self.warn_slow_close(&stack, end, now);
             }
         }
 
@@ -315,6 +326,45 @@ impl Engine {
             }
         }
         flagged
+    }
+
+    /// One warn line for a close that is still waiting after
+    /// `SLOW_CLOSE`: the tasks it waits for (running or queued), and until
+    /// when.
+    fn warn_slow_close(&self, stack: &[TaskId], end: Option<Instant>, now: Instant) {
+        let mut left_out = self.excluded_now();
+        left_out.extend(self.waiting_on(stack));
+        left_out.extend_from_slice(stack);
+        let mut all = self.registry.snapshot();
+        all.sort_by_key(|job| job.header().id());
+        let (mut running, mut queued) = (Vec::new(), Vec::new());
+        for job in &all {
+            let header = job.header();
+            if left_out.contains(&header.id()) || header.is_done() {
+                continue;
+            }
+            if header.is_queued() {
+                queued.push(header.id());
+            } else {
+                running.push(header.id());
+            }
+        }
+        let until = match end {
+            Some(end) => format!(
+                "until its deadline in {}",
+                human_duration(end.saturating_duration_since(now))
+            ),
+            None => "with no deadline".to_owned(),
+        };
+        log_safely!(
+            Warn,
+            "close of {} is waiting for {} running task(s) [{}] and {} queued [{}], {until}",
+            self.config.thread_name,
+            running.len(),
+            self.label_list(&running, &[]),
+            queued.len(),
+            self.label_list(&queued, &[]),
+        );
     }
 
     fn note_cancelled(&self, id: TaskId) {
