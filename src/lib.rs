@@ -265,5 +265,5 @@ pub use scope::Scope;
 pub use spawner::{current_spawner, Spawner};
 pub use stats::Stats;
 pub use task::{CancelReason, TaskId, TaskState};
-pub use task_set::{IntoIter, SetSpawner, TaskSet};
+pub use task_set::{IntoIter, JoinNext, SetSpawner, TaskSet};
 pub use token::CancelToken;

@@ -254,6 +254,36 @@ impl<'a, T> SetCore<'a, T> {
     }
 }
 
+impl<T> SetCore<'_, T> {
+    /// Nothing held, nothing on its way, and no spawner that could feed
+    /// more.
+    fn is_drained(&self) -> bool {
+        self.len() == 0 && self.orphans.is_empty() && self.completed.state.lock().spawners == 0
+    }
+}
+
+/// What [`TaskSet::join_next_deadline`] found.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use taskwarden::JoinNext;
+/// let manager = taskwarden::TaskManager::new(1);
+/// let mut set = manager.task_set::<u8>();
+/// assert_eq!(set.join_next_deadline(Instant::now() + Duration::from_secs(1)), JoinNext::Empty);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum JoinNext<T> {
+    /// A task of the set finished: its id and result.
+    Finished(TaskId, Result<T, TaskError>),
+    /// The set holds no task, and no `SetSpawner` of it lives.
+    Empty,
+    /// The deadline passed before a task finished.
+    TimedOut,
+}
+
 /// The members a set waits for.
 struct Members<'s, 'a, T> {
     engine: &'s Engine,
@@ -524,7 +554,8 @@ impl<T> TaskSet<T> {
 
     /// Like [`join_next`](Self::join_next), but gives up after `timeout`.
     /// `None` both when the set is empty and when the time ran out;
-    /// [`is_empty`](Self::is_empty) tells which.
+    /// [`is_empty`](Self::is_empty) tells which, and
+    /// [`join_next_deadline`](Self::join_next_deadline) says it in one call.
     ///
     /// From inside a task of the set's manager, the wait lends the task's slot;
     /// it runs on its own thread only the set's members that are still queued,
@@ -547,6 +578,37 @@ impl<T> TaskSet<T> {
     ) -> Option<(TaskId, Result<T, TaskError>)> {
         self.core
             .next_until(Instant::now().checked_add(timeout), false)
+    }
+
+    /// Like [`join_next`](Self::join_next), but gives up at `deadline`, and
+    /// says which of the three happened: a task finished
+    /// ([`JoinNext::Finished`]), the set is empty and no
+    /// [`SetSpawner`] of it lives ([`JoinNext::Empty`]), or the deadline
+    /// passed first ([`JoinNext::TimedOut`]). Like `join_next`, an empty
+    /// set with a live `SetSpawner` waits (until the deadline) for the next
+    /// task. [`join_next_timeout`](Self::join_next_timeout) stays as it
+    /// was: `None` for both "empty" and "time ran out".
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use taskwarden::JoinNext;
+    /// let manager = taskwarden::TaskManager::new(1);
+    /// let mut set = manager.task_set();
+    /// set.spawn(|| std::thread::sleep(Duration::from_millis(200))).unwrap();
+    /// let soon = Instant::now() + Duration::from_millis(1);
+    /// assert_eq!(set.join_next_deadline(soon), JoinNext::TimedOut);
+    /// let later = Instant::now() + Duration::from_secs(30);
+    /// assert!(matches!(set.join_next_deadline(later), JoinNext::Finished(_, Ok(()))));
+    /// assert_eq!(set.join_next_deadline(later), JoinNext::Empty);
+    /// ```
+    pub fn join_next_deadline(&mut self, deadline: Instant) -> JoinNext<T> {
+        match self.core.next_until(Some(deadline), true) {
+            Some((id, result)) => JoinNext::Finished(id, result),
+            None if self.core.is_drained() => JoinNext::Empty,
+            None => JoinNext::TimedOut,
+        }
     }
 
     /// Cancels every task the set still holds (as

@@ -470,3 +470,44 @@ fn scope_spawn_with_a_deadline_passed_in_the_queue_never_runs() {
         assert_eq!(data.len(), 3);
     });
 }
+
+#[test]
+fn join_next_deadline_tells_empty_from_timed_out() {
+    watchdog(|| {
+        use taskwarden::JoinNext;
+        let manager = TaskManager::new(1);
+        let mut set = manager.task_set::<u32>();
+        let soon = || Instant::now() + Duration::from_millis(20);
+        assert_eq!(set.join_next_deadline(soon()), JoinNext::Empty);
+        let gate = Arc::new(Gate::new());
+        let g = gate.clone();
+        let id = set
+            .spawn(move || {
+                g.wait();
+                1
+            })
+            .unwrap();
+        assert_eq!(set.join_next_deadline(soon()), JoinNext::TimedOut);
+        assert_eq!(set.join_next_timeout(Duration::from_millis(5)), None);
+        gate.open();
+        assert_eq!(
+            set.join_next_deadline(Instant::now() + LIMIT),
+            JoinNext::Finished(id, Ok(1))
+        );
+        // An empty set with a live feeder waits for it, until the deadline.
+        let feeder = set.spawner();
+        let started = Instant::now();
+        assert_eq!(set.join_next_deadline(soon()), JoinNext::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(15));
+        let fed = feeder.spawn(|| 2).unwrap();
+        assert_eq!(
+            set.join_next_deadline(Instant::now() + LIMIT),
+            JoinNext::Finished(fed, Ok(2))
+        );
+        drop(feeder);
+        assert_eq!(
+            set.join_next_deadline(Instant::now() + LIMIT),
+            JoinNext::Empty
+        );
+    });
+}
