@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::{Arc, Barrier};
 
 use common::{Floor, Pool, RayonSpawn, RustyPool, Taskwarden, TaskwardenDetached, Threadpool};
@@ -82,21 +81,8 @@ fn main() {
         child(&args[at + 1], &args[at + 2]);
         return;
     }
-    let me = std::env::current_exe().expect("own path");
     let run = |name: &str, mode: &str| -> f64 {
-        let output = Command::new(&me)
-            .args(["--child", name, mode])
-            .output()
-            .expect("child runs");
-        assert!(
-            output.status.success(),
-            "{name} {mode}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .trim()
-            .parse()
-            .expect("a number")
+        common::run_child(&[name, mode]).parse().expect("a number")
     };
     let names = [
         "floor",
@@ -117,12 +103,7 @@ fn main() {
             "{{\"pool\": \"{name}\", \"w1_peak_kib\": {peak_kib}, \"queued_task_bytes\": {queued:.1}}}"
         ));
     }
-    // Cargo runs a bench in its package's directory (benches/), so a relative
-    // "target" would land in benches/target; use the workspace's target dir.
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("memory.json");
+    let path = common::target_dir().join("memory.json");
     std::fs::write(&path, format!("[{}]\n", json.join(",\n"))).expect("write memory.json");
     println!("written to {}", path.display());
 }

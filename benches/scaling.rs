@@ -27,7 +27,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -264,19 +263,8 @@ fn child(name: &str, depth: usize) {
 }
 
 fn memory_series(config: &Config) -> String {
-    let me = std::env::current_exe().expect("own path");
     let grown = |name: &str, depth: usize| -> u64 {
-        let output = Command::new(&me)
-            .args(["--child", name, &depth.to_string()])
-            .output()
-            .expect("child runs");
-        assert!(
-            output.status.success(),
-            "{name} at depth {depth}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .trim()
+        common::run_child(&[name, &depth.to_string()])
             .parse()
             .expect("a number")
     };
@@ -343,12 +331,7 @@ fn main() {
         config.rounds,
         POOLS.map(|p| format!("\"{p}\"")).join(", "),
     );
-    // Cargo runs a bench in its package's directory (benches/): a relative
-    // "target" would be benches/target, so use the workspace's target dir.
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("scaling.json");
+    let path = common::target_dir().join("scaling.json");
     std::fs::write(&path, json).expect("write scaling.json");
     println!("\n{seconds:.0} s; written to {}", path.display());
 }

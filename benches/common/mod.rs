@@ -219,3 +219,32 @@ pub fn rounds_per_microsecond() -> u64 {
     let nanos = start.elapsed().as_nanos().max(1) as u64;
     (rounds * 1_000 / nanos).max(1)
 }
+
+/// Runs this bench binary again as a child (`--child ARGS..`) and returns
+/// what it printed: for measures that are per process (peak RSS, CPU time),
+/// each pool gets a process of its own.
+#[allow(dead_code)] // not every bench measures per process
+pub fn run_child(args: &[&str]) -> String {
+    let me = std::env::current_exe().expect("own path");
+    let output = std::process::Command::new(me)
+        .arg("--child")
+        .args(args)
+        .output()
+        .expect("child runs");
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Where a bench writes its JSON: the workspace's target dir. Cargo runs a
+/// bench in its package's directory (benches/), where a relative "target"
+/// would be benches/target.
+#[allow(dead_code)]
+pub fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
