@@ -117,9 +117,11 @@ fn drains_and_closes_count_a_lending_task() {
             })
             .unwrap();
         let id = lender.id();
+        // Parked, not merely not started yet (`running()` is empty then too).
         wait_for("the task to lend its slot", || {
-            manager.running().is_empty() && manager.stats().threads >= 1
+            manager.tasks().iter().any(|task| task.id == id && task.parked)
         });
+        assert!(manager.running().is_empty());
         assert!(
             !manager.drain_timeout(Duration::from_millis(30)),
             "the drain waits for it"
