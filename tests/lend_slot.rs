@@ -119,7 +119,10 @@ fn drains_and_closes_count_a_lending_task() {
         let id = lender.id();
         // Parked, not merely not started yet (`running()` is empty then too).
         wait_for("the task to lend its slot", || {
-            manager.tasks().iter().any(|task| task.id == id && task.parked)
+            manager
+                .tasks()
+                .iter()
+                .any(|task| task.id == id && task.parked)
         });
         assert!(manager.running().is_empty());
         assert!(
