@@ -755,19 +755,21 @@ impl Header {
     }
 
     /// The task parks in a wait (true) or resumes (false); returns whether
-    /// it was parked before.
+    /// it was parked before. Release, paired with `is_parked`: whoever sees
+    /// the task parked also sees what its thread did before (its slot
+    /// cleared, so `running()` no longer lists it).
     pub(crate) fn set_parked(&self, parked: bool) -> bool {
         let before = if parked {
-            self.state.fetch_or(PARKED, Ordering::Relaxed)
+            self.state.fetch_or(PARKED, Ordering::AcqRel)
         } else {
-            self.state.fetch_and(!PARKED, Ordering::Relaxed)
+            self.state.fetch_and(!PARKED, Ordering::AcqRel)
         };
         before & PARKED != 0
     }
 
     /// Whether the task waits in a wait or `lend_slot`.
     pub(crate) fn is_parked(&self) -> bool {
-        self.state.load(Ordering::Relaxed) & PARKED != 0
+        self.state.load(Ordering::Acquire) & PARKED != 0
     }
 
     /// The result is ready for the handle (acquire: the cell's contents
