@@ -1,11 +1,25 @@
 //! Spinning before sleeping, for idle workers (`idle`) and waits (`wait`).
 
+use std::time::Duration;
+
 /// How many rounds a wait spins before it sleeps on the gate (and an idle
 /// worker before it sleeps on the idle condvar, `idle`): most waits for a
 /// short task end within a few microseconds, and a sleep and wake-up costs
 /// more than that. None under loom, where every spin would be a branch of
 /// the model.
 pub(super) const SPIN_ROUNDS: u32 = if cfg!(loom) { 0 } else { 10 };
+
+/// How long a thread outside the manager that waits for particular tasks
+/// (a `join`, a set's `join_next`, a map's `next`) spins before it sleeps.
+/// It waits for a result it wants at once, on its own core: a sleep costs
+/// it a wake-up of tens of microseconds on a virtual machine, and a spawn
+/// that follows at once then finds the worker asleep too. Waits inside a
+/// task lend their slot instead, after `SPIN_ROUNDS`.
+pub(super) const WAIT_SPIN: Duration = if cfg!(loom) {
+    Duration::ZERO
+} else {
+    Duration::from_micros(50)
+};
 
 /// One round of a spin: gives the core away (`yield_now`) rather than
 /// busy-waiting on it. A pool nearly always has more threads than cores

@@ -57,7 +57,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::slot::{own_slot, stack_allows_inline, Slot};
-use super::spin::{spin, SPIN_ROUNDS};
+use super::spin::{spin, SPIN_ROUNDS, WAIT_SPIN};
 use super::{Engine, StatCounters};
 use crate::current;
 use crate::padded::Padded;
@@ -447,6 +447,10 @@ impl Engine {
         on_parked();
         let helping = parked.is_some() && park == Park::Tasks;
         let mut spins = 0;
+        // A join from outside the manager spins a little longer (see
+        // `WAIT_SPIN`); set at the first look at the clock.
+        let long_spin = parked.is_none() && park == Park::Tasks;
+        let mut spin_until: Option<Instant> = None;
         loop {
             if ready(false) {
                 return true;
@@ -462,7 +466,10 @@ impl Engine {
             if deadline.is_some_and(|deadline| now >= deadline) {
                 return ready(false);
             }
-            if spins < SPIN_ROUNDS {
+            if long_spin && spin_until.is_none() {
+                spin_until = now.checked_add(WAIT_SPIN);
+            }
+            if spins < SPIN_ROUNDS || spin_until.is_some_and(|until| now < until) {
                 spin();
                 spins += 1;
                 continue;
