@@ -25,6 +25,22 @@ fn stranger(lock: &Arc<Mutex<()>>) -> impl FnOnce() -> ThreadId + Send + 'static
     }
 }
 
+/// A stranger that also says whether the task `holder` was still live
+/// when it started: on the holder's thread, that means it ran on the
+/// holder's stack (the same thread after the holder returned is fine).
+fn stranger_of(
+    lock: &Arc<Mutex<()>>,
+    holder: taskwarden::TaskId,
+) -> impl FnOnce() -> (ThreadId, bool) + Send + 'static {
+    let lock = lock.clone();
+    move || {
+        let spawner = taskwarden::current_spawner().expect("inside a task");
+        let holder_live = spawner.state(holder) != Some(TaskState::Finished);
+        let _held = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (thread::current().id(), holder_live)
+    }
+}
+
 /// A task holds a lock and joins a child that runs on another thread; a
 /// stranger queued meanwhile takes the same lock. The join must not run
 /// the stranger on the lock holder's stack.
@@ -45,7 +61,8 @@ fn a_join_while_holding_a_lock_never_runs_a_stranger() {
                     m.state(child_id) == Some(TaskState::Running)
                 });
                 // Both slots are taken: the stranger queues.
-                let stranger = m.spawn(stranger(&l)).unwrap();
+                let me = taskwarden::current_task().expect("inside a task");
+                let stranger = m.spawn(stranger_of(&l, me)).unwrap();
                 let opener = thread::spawn(move || {
                     thread::sleep(Duration::from_millis(50));
                     gate.open();
@@ -56,9 +73,9 @@ fn a_join_while_holding_a_lock_never_runs_a_stranger() {
             })
             .unwrap();
         let (holder_thread, stranger) = holder.join().unwrap();
-        assert_ne!(
-            stranger.join(),
-            Ok(holder_thread),
+        let (stranger_thread, holder_live) = stranger.join().unwrap();
+        assert!(
+            !(stranger_thread == holder_thread && holder_live),
             "a stranger ran on the lock holder's stack"
         );
         assert!(manager.close().is_clean());
@@ -100,7 +117,7 @@ fn a_blocked_spawn_while_holding_a_lock_never_runs_a_stranger() {
 /// the holder's thread, what `wait` returned, and the stranger's handle.
 fn wait_holding_a_lock<R: Send + 'static>(
     wait: impl FnOnce(&TaskManager) -> R + Send + 'static,
-) -> (ThreadId, R, taskwarden::TaskHandle<ThreadId>) {
+) -> (ThreadId, R, Stranger) {
     let manager = Arc::new(TaskManager::new(1));
     let lock = Arc::new(Mutex::new(()));
     let (m, l) = (manager.clone(), lock.clone());
@@ -112,9 +129,42 @@ fn wait_holding_a_lock<R: Send + 'static>(
             (thread::current().id(), waited, stranger)
         })
         .unwrap();
-    let outcome = holder.join().unwrap();
+    let (holder_thread, waited, stranger) = holder.join().unwrap();
     manager.close();
-    outcome
+    (
+        holder_thread,
+        waited,
+        Stranger {
+            handle: stranger,
+            manager,
+        },
+    )
+}
+
+/// The stranger of `wait_holding_a_lock`, and its manager.
+struct Stranger {
+    handle: taskwarden::TaskHandle<ThreadId>,
+    manager: Arc<TaskManager>,
+}
+
+impl Stranger {
+    fn id(&self) -> taskwarden::TaskId {
+        self.handle.id()
+    }
+
+    /// Its result, once its thread (left to finish on its own by the
+    /// close) has exited too: Miri's leak check wants no thread running
+    /// when the test ends.
+    fn join(self) -> Result<ThreadId, taskwarden::TaskError> {
+        let result = self.handle.join();
+        common::wait_for("the stranger's thread to exit", || {
+            self.manager.stats().threads == 0
+        });
+        for _ in 0..100 {
+            thread::yield_now();
+        }
+        result
+    }
 }
 
 /// A task holding a lock drains: the drain runs nothing on its thread, so
