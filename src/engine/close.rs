@@ -236,14 +236,12 @@ impl Engine {
                 // The own token is woken only after the task is judged: a
                 // task asleep on it may finish at once, and it was running
                 // at the deadline.
-                let flagged = header.request_cancel(CancelReason::Closing);
-                if !self.cancel_if_queued(job, CancelReason::Closing, |id| self.note_cancelled(id))
-                    && header.is_running()
-                {
+                let running = self.flag_then(header, CancelReason::Closing, || {
+                    !self.cancel_if_queued(job, CancelReason::Closing, |id| self.note_cancelled(id))
+                        && header.is_running()
+                });
+                if running {
                     abandoned.push(id);
-                }
-                if flagged.own_token {
-                    self.cancel_own_token(header);
                 }
             }
         }

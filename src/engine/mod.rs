@@ -618,14 +618,10 @@ impl Engine {
     /// True if it was still queued or running.
     pub(crate) fn cancel_job(&self, job: &JobRef, reason: CancelReason) -> bool {
         let header = job.header();
-        let flagged = header.request_cancel(reason);
-        let live = self.cancel_if_queued(job, reason, |_| ()) || header.is_running();
-        // Woken only now: a task asleep on its token may finish at once,
-        // and must still count as reached.
-        if flagged.own_token {
-            self.cancel_own_token(header);
-        }
-        live
+        // Judged before its token wakes it: it still counts as reached.
+        self.flag_then(header, reason, || {
+            self.cancel_if_queued(job, reason, |_| ()) || header.is_running()
+        })
     }
 
     pub(crate) fn cancel(&self, id: TaskId) -> bool {

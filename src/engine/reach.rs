@@ -30,8 +30,26 @@ impl Engine {
         flagged.now
     }
 
+    /// Sets the flag for `reason`, runs `judge` (what the caller must
+    /// learn of the task before it can wake), then cancels the task's own
+    /// token: a task asleep on it may finish the moment it wakes, and the
+    /// caller must still see it as it was when flagged.
+    pub(super) fn flag_then<R>(
+        &self,
+        header: &Header,
+        reason: CancelReason,
+        judge: impl FnOnce() -> R,
+    ) -> R {
+        let flagged = header.request_cancel(reason);
+        let judged = judge();
+        if flagged.own_token {
+            self.cancel_own_token(header);
+        }
+        judged
+    }
+
     /// Cancels the own token of a task whose flag was just set.
-    pub(super) fn cancel_own_token(&self, header: &Header) {
+    fn cancel_own_token(&self, header: &Header) {
         if let Some(own) = self.extras.own(header.id()) {
             own.cancel();
         }
@@ -103,7 +121,8 @@ impl Engine {
         LazyLabel(self, header)
     }
 
-    fn name_of(&self, header: &Header) -> Option<crate::extras::Name> {
+    /// The task's name, looked up only for a task with an entry.
+    pub(super) fn name_of(&self, header: &Header) -> Option<crate::extras::Name> {
         if header.has_extra() {
             self.extras.name(header.id())
         } else {

@@ -109,11 +109,7 @@ impl Context for RunCx<'_> {
         log_safely!(Error, "{} panicked: {message}", engine.label(header));
         let hooks = &engine.config.hooks;
         if hooks.on_panic.is_some() {
-            let name = if header.has_extra() {
-                engine.extras.name(header.id())
-            } else {
-                None
-            };
+            let name = engine.name_of(header);
             hooks.panic_hook(&PanicReport::new(
                 header.id(),
                 name.as_deref(),
