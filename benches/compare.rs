@@ -17,7 +17,7 @@
 //! - W3: 2,000 tasks that sleep 1 ms on 32 slots (ideal 62.5 ms).
 //! - W4: 2, 4 and 8 producers submitting 1,000,000 empty tasks between
 //!   them, 2 slots.
-//! - W1c and W4c: W1 (2 and 35 slots) and W4 (2 producers) with closures
+//! - W1c and W4c: W1 (2 and 35 slots) and W4 (2, 4 and 8 producers) with closures
 //!   that capture one word. An empty closure is zero-sized: `Box::new`
 //!   allocates nothing for it, so on W1 and W4 the floor and the peers make
 //!   no allocation per task while taskwarden allocates its task. A closure
@@ -268,13 +268,10 @@ fn w1c_w4c_one_word_tasks(c: &mut Criterion) {
         1_000_000,
         one_word_job(),
     );
-    every_pool_producers(
-        c,
-        "W4c 1M one-word tasks, 2 producers, 2 slots",
-        2,
-        1_000_000,
-        one_word_job(),
-    );
+    for count in [2, 4, 8] {
+        let name = format!("W4c 1M one-word tasks, {count} producers, 2 slots");
+        every_pool_producers(c, &name, count, 1_000_000, one_word_job());
+    }
 }
 
 fn lifecycle<P: Pool>(group: &mut BenchmarkGroup<'_, WallTime>) {
