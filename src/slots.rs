@@ -110,8 +110,7 @@ impl Slots {
         self.word.load(Ordering::Acquire) & STOPPED != 0
     }
 
-    /// How many slots are held now.
-    #[cfg(all(test, not(loom)))]
+    /// How many slots are held now (a hint: it may change at once).
     pub(crate) fn held(&self) -> usize {
         (self.word.load(Ordering::Acquire) & HELD) as usize
     }

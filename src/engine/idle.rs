@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use crate::sync::{fence, AtomicUsize, Condvar, Mutex, Ordering, Receiver};
 
-use super::spin::{spin, SPIN_ROUNDS};
+use super::spin::{busy, spin, BUSY_ROUNDS, SPIN_ROUNDS};
 use super::Message;
 
 /// How many threads search at once; more go to sleep at once.
@@ -106,23 +106,42 @@ impl Idle {
         }
     }
 
+    /// Workers searching now (a hint).
+    pub(crate) fn searching(&self) -> usize {
+        self.searching.load(Ordering::Relaxed)
+    }
+
     /// The next message for an idle worker: searches, then sleeps until
     /// `deadline` (none: until woken).
     ///
     /// `deferred` says whether deferred work is ready; it is looked at as
     /// the queue is (a slot freed while this worker sleeps wakes it through
-    /// `Engine::slot_freed`).
+    /// `Engine::slot_freed`). `running` is how many tasks run now: when
+    /// none runs and no other worker searches, the manager is handing out
+    /// one task at a time, and the search begins with a short busy-wait (a
+    /// worker that busy-waits while others run would hold the core a
+    /// spawner needs: measured in `docs/perf-notes.md`).
     pub(crate) fn next(
         &self,
         receiver: &Receiver<Message>,
         deadline: impl Fn() -> Option<Instant>,
         deferred: &dyn Fn() -> bool,
+        running: impl Fn() -> usize,
     ) -> Next {
         if let Ok(message) = receiver.try_recv() {
             return Next::Message(message);
         }
         let others = self.searching.fetch_add(1, Ordering::SeqCst);
         let mut rounds = if others >= SEARCHERS { 0 } else { SPIN_ROUNDS };
+        if rounds > 0 && others == 0 && running() == 0 {
+            for round in 0..BUSY_ROUNDS {
+                if let Ok(message) = receiver.try_recv() {
+                    self.found_work(receiver);
+                    return Next::Message(message);
+                }
+                busy(round);
+            }
+        }
         loop {
             for round in 0..=rounds {
                 if let Ok(message) = receiver.try_recv() {

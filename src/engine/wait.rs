@@ -57,7 +57,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::slot::{own_slot, stack_allows_inline, Slot};
-use super::spin::{spin, SPIN_ROUNDS, WAIT_SPIN};
+use super::spin::{busy, cores, spin, BUSY_ROUNDS, SPIN_ROUNDS, WAIT_SPIN};
 use super::{Engine, StatCounters};
 use crate::current;
 use crate::padded::Padded;
@@ -451,9 +451,25 @@ impl Engine {
         // `WAIT_SPIN`); set at the first look at the clock.
         let long_spin = parked.is_none() && park == Park::Tasks;
         let mut spin_until: Option<Instant> = None;
+        // With a core to itself (the running tasks and searching workers
+        // leave one), it busy-waits first (see `BUSY_ROUNDS`). Never under
+        // loom, where the two reads would be branches of every model.
+        let mut busy_round = if BUSY_ROUNDS > 0
+            && long_spin
+            && self.counts.slots().held() + self.idle.searching() < cores()
+        {
+            0
+        } else {
+            BUSY_ROUNDS
+        };
         loop {
             if ready(false) {
                 return true;
+            }
+            if busy_round < BUSY_ROUNDS {
+                busy(busy_round);
+                busy_round += 1;
+                continue;
             }
             if let Some(parked) = parked.as_mut() {
                 if let Some(job) = awaited.claimable() {

@@ -363,6 +363,7 @@ impl Engine {
                 &self.receiver,
                 || keep_alive.and_then(|idle| Instant::now().checked_add(idle)),
                 &|| self.deferred_ready(),
+                || self.counts.slots().held(),
             );
             match next {
                 Next::Deferred => {}
