@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::engine::{Awaited, Engine, Park};
 use crate::error::TaskError;
 use crate::task::cell::{JobRef, TaskRef};
-use crate::task::{CancelReason, Header, TaskId};
+use crate::task::{CancelReason, TaskId};
 
 /// What [`TaskHandle`] and [`ScopedHandle`] share: the typed task, and the
 /// engine it belongs to (to cancel it, and to wait helpfully).
@@ -38,6 +38,11 @@ impl<T> HandleCore<'_, T> {
             .expect("a handle holds its task until `join` consumes it")
     }
 
+    /// The task, as the engine sees it.
+    pub(crate) fn job(&self) -> &JobRef {
+        self.task().job()
+    }
+
     pub(crate) fn id(&self) -> TaskId {
         self.task().header().id()
     }
@@ -63,9 +68,7 @@ impl<T> HandleCore<'_, T> {
     /// `engine::wait`).
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
         let header = self.task().header();
-        let id = header.id();
-        let engine = &self.engine;
-        engine.wait_until(
+        self.engine.wait_until(
             Park::Tasks,
             deadline,
             &mut |sleeping| {
@@ -75,7 +78,9 @@ impl<T> HandleCore<'_, T> {
                     header.is_done()
                 }
             },
-            &mut OneTask { engine, header, id },
+            &mut OneTask {
+                job: self.task().job(),
+            },
         )
     }
 
@@ -89,6 +94,11 @@ impl<T> HandleCore<'_, T> {
             .task
             .take()
             .expect("a handle holds its task until `join` consumes it");
+        // Settled: its registry entry is only memory now. Removed here, on
+        // the joining thread (as a rule its spawner, whose lane the entry
+        // is in), the task is freed where it was allocated as soon as its
+        // result is taken, not in a worker's batch 64 tasks later.
+        self.engine.forget(task.job());
         // SAFETY: this is the task's one handle (handles are not `Clone`),
         // the wait saw FINISHED (after PUBLISHED), and with the task taken
         // out, `Drop` does not detach it.
@@ -381,24 +391,19 @@ impl<T> fmt::Debug for ScopedHandle<'_, T> {
     }
 }
 
-/// The one task a handle waits for.
+/// The one task a handle waits for: the handle's own reference to it, so
+/// that running it inline needs no lookup by id.
 struct OneTask<'a> {
-    engine: &'a Engine,
-    header: &'a Header,
-    id: TaskId,
+    job: &'a JobRef,
 }
 
 impl Awaited for OneTask<'_> {
     fn claimable(&mut self) -> Option<JobRef> {
-        if self.header.is_claimable() {
-            self.engine.find(self.id)
-        } else {
-            None
-        }
+        self.job.header().is_claimable().then(|| self.job.clone())
     }
 
     fn ids(&mut self, out: &mut Vec<TaskId>) {
-        out.push(self.id);
+        out.push(self.job.header().id());
     }
 }
 

@@ -201,9 +201,23 @@ impl Registry {
 
     /// Removes one task now.
     pub(crate) fn remove(&self, job: &JobRef) {
+        // The registry's reference is dropped here, after the lock.
+        drop(self.take(job));
+    }
+
+    /// Removes one task now and hands back the registry's reference to it
+    /// (`None` if it was removed already), to be dropped after the lock.
+    fn take(&self, job: &JobRef) -> Option<JobRef> {
         let header = job.header();
-        let mut dropped = Vec::new();
-        self.remove_all(&mut vec![(header.home(), header.id())], &mut dropped);
+        let (block_no, index) = place(header.id());
+        let mut shard = self.shard(header.home()).lock();
+        let block = shard.block_mut(block_no)?;
+        let taken = block.tasks[index].take()?;
+        block.live -= 1;
+        if block.live == 0 {
+            shard.release(block_no);
+        }
+        Some(taken)
     }
 
     /// The task registered under `id`, if any. Its lane is not known (it
@@ -282,6 +296,11 @@ impl Removals {
     pub(crate) fn flush(&mut self, registry: &Registry, graveyard: &Graveyard) {
         if !self.ids.is_empty() {
             registry.remove_all(&mut self.ids, &mut self.dropped);
+        }
+        // Joined tasks were removed by their joins already (see
+        // `Engine::forget`): when the whole batch was, there is nothing to
+        // bury and the vector is kept.
+        if !self.dropped.is_empty() {
             graveyard.bury(std::mem::replace(
                 &mut self.dropped,
                 Vec::with_capacity(Self::BATCH),
@@ -340,6 +359,34 @@ mod tests {
         registry.remove(&job);
         assert!(registry.get(TaskId::from_raw(299).unwrap()).is_none());
         assert_eq!(registry.snapshot().len(), 149);
+    }
+
+    /// A task removed on its own (a join) is skipped by the worker's later
+    /// batch: nothing is buried twice, and the block's count stays right.
+    #[test]
+    fn a_task_removed_alone_is_skipped_by_the_batch() {
+        let registry = Registry::new();
+        let open = AtomicBool::new(false);
+        for id in 1..=64 {
+            assert!(registry.insert_unless(job(id), &open).is_ok());
+        }
+        let graveyard = Graveyard::new();
+        let mut removals = Removals::new();
+        for id in 1..=64 {
+            let job = registry.get(TaskId::from_raw(id).unwrap()).unwrap();
+            if id % 2 == 0 {
+                assert!(registry.take(&job).is_some());
+                assert!(registry.take(&job).is_none(), "removed once only");
+            }
+            removals.push(&registry, &graveyard, &job);
+        }
+        removals.flush(&registry, &graveyard);
+        assert_eq!(registry.len(), 0);
+        assert!(registry.snapshot().is_empty());
+        graveyard.free_all();
+        // The emptied block is reused for the next ids.
+        assert!(registry.insert_unless(job(65), &open).is_ok());
+        assert_eq!(registry.len(), 1);
     }
 
     #[test]

@@ -221,11 +221,7 @@ impl<'a, T> SetCore<'a, T> {
                     state.waiting = sleeping && !ready;
                     ready
                 },
-                &mut Members {
-                    engine,
-                    unstarted,
-                    members,
-                },
+                &mut Members { unstarted, members },
             );
             completed.state.lock().waiting = false;
             if !ready {
@@ -286,7 +282,6 @@ pub enum JoinNext<T> {
 
 /// The members a set waits for.
 struct Members<'s, 'a, T> {
-    engine: &'s Engine,
     unstarted: &'s mut VecDeque<TaskId>,
     members: &'s DenseMap<TaskId, HandleCore<'a, T>>,
 }
@@ -295,11 +290,10 @@ impl<T> Awaited for Members<'_, '_, T> {
     /// The first member, in spawn order, that may still be queued.
     fn claimable(&mut self) -> Option<JobRef> {
         while let Some(&id) = self.unstarted.front() {
-            if self.members.contains_key(&id) {
-                if let Some(job) = self.engine.find(id) {
-                    if job.header().is_claimable() {
-                        return Some(job);
-                    }
+            // The member's own reference: no lookup by id.
+            if let Some(job) = self.members.get(&id).map(HandleCore::job) {
+                if job.header().is_claimable() {
+                    return Some(job.clone());
                 }
             }
             self.unstarted.pop_front();

@@ -665,6 +665,17 @@ impl Engine {
         })
     }
 
+    /// Removes a settled task's registry entry now, rather than with its
+    /// worker's next batch (the batch skips it). Not under loom: the entry
+    /// of a settled task is only memory (everything that reads the
+    /// registry checks the state), and one more lock on every join would
+    /// multiply the models' interleavings.
+    pub(crate) fn forget(&self, job: &JobRef) {
+        if !cfg!(loom) {
+            self.registry.remove(job);
+        }
+    }
+
     /// The task registered under `id`, if it is this manager's and not
     /// settled and gone.
     pub(crate) fn find(&self, id: TaskId) -> Option<JobRef> {
