@@ -94,10 +94,8 @@ impl<T> HandleCore<'_, T> {
             .task
             .take()
             .expect("a handle holds its task until `join` consumes it");
-        // Settled: its registry entry is only memory now. Removed here, on
-        // the joining thread (as a rule its spawner, whose lane the entry
-        // is in), the task is freed where it was allocated as soon as its
-        // result is taken, not in a worker's batch 64 tasks later.
+        // Handed over to this handle: the worker left the registry entry
+        // to it (see `Engine::forget`).
         self.engine.forget(task.job());
         // SAFETY: this is the task's one handle (handles are not `Clone`),
         // the wait saw FINISHED (after PUBLISHED), and with the task taken
@@ -123,6 +121,11 @@ impl<T> Drop for HandleCore<'_, T> {
         if let Err(message) = unsafe { task.detach(self.engine.messages()) } {
             self.engine
                 .result_drop_panicked(task.header().id(), &message);
+        }
+        // Published before the detach (never after it): the worker left
+        // the registry entry to this handle (see `Engine::forget`).
+        if Engine::FORGETS && task.header().is_published() {
+            self.engine.forget(task.job());
         }
     }
 }

@@ -850,10 +850,10 @@ mod tests {
         assert_eq!(blocker.join(), Ok(()));
     }
 
-    /// A joined task leaves the registry with its join, not with its
-    /// worker's next batch of 64: its memory goes back on the joining
-    /// thread at once (round trips without a slow one every 64 tasks), and
-    /// a join that runs its child inline looks nothing up by id.
+    /// A task handed over to its handle leaves the registry with that
+    /// handle (its join or its drop), not with its worker's next batch of
+    /// 64: its memory goes back on the handle's thread at once (round
+    /// trips without a slow one every 64 tasks).
     #[test]
     fn join_removes_the_task_from_the_registry() {
         let manager = TaskManager::new(2);
@@ -879,5 +879,14 @@ mod tests {
             })
             .unwrap();
         assert_eq!(left.join(), Ok(true));
+        // A handle dropped after its task finished removes it too; one
+        // dropped before leaves it to the worker, which removes it with
+        // its batch (at the latest when it exits).
+        let kept = manager.spawn(|| 1).unwrap();
+        let id = kept.id();
+        assert!(kept.wait_timeout(std::time::Duration::from_secs(60)));
+        assert!(manager.engine().find(id).is_some(), "left to its handle");
+        drop(kept);
+        assert!(manager.engine().find(id).is_none(), "removed by its drop");
     }
 }

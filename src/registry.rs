@@ -12,12 +12,17 @@
 //! the workers, removing older blocks, are not touching. A lookup by id
 //! does not know the lane, and tries each.
 //!
-//! Removal is lazy. A settled task stays registered until its worker removes
-//! it with others, in a batch ([`Removals`]) of 64, or when the worker
-//! times out idle (with `keep_alive`) or exits; until then an idle worker
-//! keeps its batch. Everything that reads the registry checks the task's
-//! state, so a settled entry is only a little memory. (Why not flush on
-//! every idle moment: `docs/perf-notes.md`.)
+//! Removal is lazy. A task handed over to a live handle is removed by that
+//! handle, when it is joined or dropped (`Engine::forget`): on the handle's
+//! thread, as a rule the spawner, whose lane the entry is in, so the task
+//! is freed where it was allocated. Any other settled task (detached, or
+//! whose handle went first) stays registered until its worker removes it
+//! with others, in a batch ([`Removals`]) of 64, or when the worker times
+//! out idle (with `keep_alive`) or exits; until then an idle worker keeps
+//! its batch. Everything that reads the registry checks the task's state,
+//! so a settled entry is only a little memory: 8 bytes beside a task that
+//! its handle keeps alive anyway. (Why not flush on every idle moment, and
+//! what handles removing their own tasks saves: `docs/perf-notes.md`.)
 //!
 //! The registry is also where close and spawn agree on who got in. A spawner
 //! checks the `closing` flag *inside* the shard lock that guards its insert;
@@ -297,9 +302,9 @@ impl Removals {
         if !self.ids.is_empty() {
             registry.remove_all(&mut self.ids, &mut self.dropped);
         }
-        // Joined tasks were removed by their joins already (see
-        // `Engine::forget`): when the whole batch was, there is nothing to
-        // bury and the vector is kept.
+        // A task whose handle went after the hand-over may have been
+        // removed by that handle already (see `Engine::forget`): when the
+        // whole batch was, there is nothing to bury and the vector is kept.
         if !self.dropped.is_empty() {
             graveyard.bury(std::mem::replace(
                 &mut self.dropped,

@@ -665,13 +665,19 @@ impl Engine {
         })
     }
 
-    /// Removes a settled task's registry entry now, rather than with its
-    /// worker's next batch (the batch skips it). Not under loom: the entry
-    /// of a settled task is only memory (everything that reads the
-    /// registry checks the state), and one more lock on every join would
-    /// multiply the models' interleavings.
+    /// Whether a handle removes its settled task from the registry itself
+    /// (`forget`). Not under loom: the entry of a settled task is only
+    /// memory (everything that reads the registry checks the state), and
+    /// one more lock on every join would multiply the models'
+    /// interleavings; there the worker removes every task.
+    pub(crate) const FORGETS: bool = !cfg!(loom);
+
+    /// Removes a task that was handed over to its handle from the registry
+    /// (called by that handle, at its join or its drop): on the handle's
+    /// thread, as a rule the spawner, whose lane the entry is in, so the
+    /// task is freed where it was allocated, not in a worker's batch.
     pub(crate) fn forget(&self, job: &JobRef) {
-        if !cfg!(loom) {
+        if Self::FORGETS {
             self.registry.remove(job);
         }
     }

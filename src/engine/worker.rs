@@ -518,9 +518,17 @@ impl Engine {
             job.run(claim, &cx)
         };
         log_safely!(Trace, "{} finished: {outcome:?}", self.label(header));
-        match removals {
-            Some(removals) => removals.push(&self.registry, &self.graveyard, job),
-            None => self.registry.remove(job),
+        // A task whose handle was still there when its result was handed
+        // over leaves the registry with that handle, at its join or its
+        // drop (`Engine::forget`); only the others are removed here. The
+        // hand-over never publishes to a handle that detached first, so a
+        // handle that sees its task published removes it, and this sees it
+        // detached.
+        if !Engine::FORGETS || header.is_detached() {
+            match removals {
+                Some(removals) => removals.push(&self.registry, &self.graveyard, job),
+                None => self.registry.remove(job),
+            }
         }
     }
 

@@ -773,8 +773,8 @@ impl Header {
     }
 
     /// The result is ready for the handle (acquire: the cell's contents
-    /// are visible once this is true).
-    #[cfg(test)]
+    /// are visible once this is true). Never true of a task whose handle
+    /// detached before the hand-over.
     pub(crate) fn is_published(&self) -> bool {
         self.state.load(Ordering::Acquire) & PUBLISHED != 0
     }
