@@ -129,6 +129,19 @@ impl Shard {
             .chain(self.blocks.values())
     }
 
+    /// Takes the entry of `id` out (`None` if it is gone already), and
+    /// keeps its block as the spare if that emptied it.
+    fn take(&mut self, id: TaskId) -> Option<JobRef> {
+        let (block_no, index) = place(id);
+        let block = self.block_mut(block_no)?;
+        let taken = block.tasks[index].take()?;
+        block.live -= 1;
+        if block.live == 0 {
+            self.release(block_no);
+        }
+        Some(taken)
+    }
+
     /// A block emptied: kept as the spare, unless it is the hot one, which
     /// stays where the spawner is inserting.
     fn release(&mut self, number: u64) {
@@ -186,18 +199,7 @@ impl Registry {
                 .position(|&(other, _)| other != home)
                 .unwrap_or(rest.len());
             let mut shard = self.shard(home).lock();
-            for &(_, id) in &rest[..end] {
-                let (block_no, index) = place(id);
-                if let Some(block) = shard.block_mut(block_no) {
-                    if let Some(job) = block.tasks[index].take() {
-                        dropped.push(job);
-                        block.live -= 1;
-                        if block.live == 0 {
-                            shard.release(block_no);
-                        }
-                    }
-                }
-            }
+            dropped.extend(rest[..end].iter().filter_map(|&(_, id)| shard.take(id)));
             drop(shard);
             rest = &rest[end..];
         }
@@ -214,15 +216,7 @@ impl Registry {
     /// (`None` if it was removed already), to be dropped after the lock.
     fn take(&self, job: &JobRef) -> Option<JobRef> {
         let header = job.header();
-        let (block_no, index) = place(header.id());
-        let mut shard = self.shard(header.home()).lock();
-        let block = shard.block_mut(block_no)?;
-        let taken = block.tasks[index].take()?;
-        block.live -= 1;
-        if block.live == 0 {
-            shard.release(block_no);
-        }
-        Some(taken)
+        self.shard(header.home()).lock().take(header.id())
     }
 
     /// The task registered under `id`, if any. Its lane is not known (it
