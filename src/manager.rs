@@ -856,10 +856,14 @@ mod tests {
     /// trips without a slow one every 64 tasks).
     #[test]
     fn join_removes_the_task_from_the_registry() {
+        // Every join waits with a deadline first: a broken engine fails
+        // this test instead of hanging it.
+        const LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
         let manager = TaskManager::new(2);
         for n in 0..10_u64 {
             let handle = manager.spawn(move || n * 2).unwrap();
             let id = handle.id();
+            assert!(handle.wait_timeout(LIMIT));
             assert_eq!(handle.join(), Ok(n * 2));
             assert!(
                 manager.engine().find(id).is_none(),
@@ -874,17 +878,19 @@ mod tests {
             .spawn(move || {
                 let child = crate::current_spawner().unwrap().spawn(|| 7).unwrap();
                 let id = child.id();
+                assert!(child.wait_timeout(LIMIT));
                 assert_eq!(child.join(), Ok(7));
                 engine.find(id).is_none()
             })
             .unwrap();
+        assert!(left.wait_timeout(LIMIT));
         assert_eq!(left.join(), Ok(true));
         // A handle dropped after its task finished removes it too; one
         // dropped before leaves it to the worker, which removes it with
         // its batch (at the latest when it exits).
         let kept = manager.spawn(|| 1).unwrap();
         let id = kept.id();
-        assert!(kept.wait_timeout(std::time::Duration::from_secs(60)));
+        assert!(kept.wait_timeout(LIMIT));
         assert!(manager.engine().find(id).is_some(), "left to its handle");
         drop(kept);
         assert!(manager.engine().find(id).is_none(), "removed by its drop");
