@@ -21,6 +21,23 @@ pub(super) const WAIT_SPIN: Duration = if cfg!(loom) {
     Duration::from_micros(50)
 };
 
+/// How long a task waiting for particular tasks (a `join`, a set's
+/// `join_next`, a map's `next`, `wait_all`) spins before it lends its slot
+/// and sleeps, once nothing it waits for can run on its thread. Parking
+/// costs a lend, a sleep, and a wake-up of the parked thread and of the
+/// thread the slot goes to: tens of microseconds on a virtual machine,
+/// where a sleeping core must be woken too. Spinning about as long as a
+/// park costs is the classic choice that is never worse than twice the
+/// better of the two; most waits in a fork-join end within it (a recursive
+/// sum on 2 slots switched threads a third as often and ran about a fifth
+/// faster: `docs/perf-notes.md`). The slot stays held while it spins, so
+/// a queued task may start up to this much later. None under loom.
+pub(super) const TASK_WAIT_SPIN: Duration = if cfg!(loom) {
+    Duration::ZERO
+} else {
+    Duration::from_micros(50)
+};
+
 /// One round of a spin: gives the core away (`yield_now`) rather than
 /// busy-waiting on it. A pool nearly always has more threads than cores
 /// (the spawner besides the workers; up to 35 workers with the default

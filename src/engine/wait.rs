@@ -57,7 +57,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::slot::{own_slot, stack_allows_inline, Slot};
-use super::spin::{busy, cores, spin, BUSY_ROUNDS, SPIN_ROUNDS, WAIT_SPIN};
+use super::spin::{busy, cores, spin, BUSY_ROUNDS, SPIN_ROUNDS, TASK_WAIT_SPIN, WAIT_SPIN};
 use super::{Engine, StatCounters};
 use crate::current;
 use crate::padded::Padded;
@@ -447,9 +447,15 @@ impl Engine {
         on_parked();
         let helping = parked.is_some() && park == Park::Tasks;
         let mut spins = 0;
-        // A join from outside the manager spins a little longer (see
-        // `WAIT_SPIN`); set at the first look at the clock.
+        // A wait for particular tasks spins a little longer: from outside
+        // the manager `WAIT_SPIN`, from inside a task `TASK_WAIT_SPIN`;
+        // the end is set at the first look at the clock.
         let long_spin = parked.is_none() && park == Park::Tasks;
+        let spin_for = match park {
+            Park::Tasks if long_spin => WAIT_SPIN,
+            Park::Tasks => TASK_WAIT_SPIN,
+            _ => Duration::ZERO,
+        };
         let mut spin_until: Option<Instant> = None;
         // With a core to itself (the running tasks and searching workers
         // leave one), it busy-waits first (see `BUSY_ROUNDS`). Never under
@@ -482,8 +488,8 @@ impl Engine {
             if deadline.is_some_and(|deadline| now >= deadline) {
                 return ready(false);
             }
-            if long_spin && spin_until.is_none() {
-                spin_until = now.checked_add(WAIT_SPIN);
+            if !spin_for.is_zero() && spin_until.is_none() {
+                spin_until = now.checked_add(spin_for);
             }
             if spins < SPIN_ROUNDS || spin_until.is_some_and(|until| now < until) {
                 spin();
