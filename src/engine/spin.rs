@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-/// How many rounds a wait spins before it sleeps on the gate (and an idle
-/// worker before it sleeps on the idle condvar, `idle`): most waits for a
+/// How many rounds a wait spins at least before it sleeps on the gate (a
+/// wait for particular tasks spins longer: `WAIT_SPIN`, `TASK_WAIT_SPIN`),
+/// and an idle worker before it sleeps on the idle condvar (`idle`): most waits for a
 /// short task end within a few microseconds, and a sleep and wake-up costs
 /// more than that. None under loom, where every spin would be a branch of
 /// the model.
@@ -14,7 +15,7 @@ pub(super) const SPIN_ROUNDS: u32 = if cfg!(loom) { 0 } else { 10 };
 /// It waits for a result it wants at once, on its own core: a sleep costs
 /// it a wake-up of tens of microseconds on a virtual machine, and a spawn
 /// that follows at once then finds the worker asleep too. Waits inside a
-/// task lend their slot instead, after `SPIN_ROUNDS`.
+/// task lend their slot instead, after `TASK_WAIT_SPIN`.
 pub(super) const WAIT_SPIN: Duration = if cfg!(loom) {
     Duration::ZERO
 } else {
