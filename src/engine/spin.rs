@@ -6,8 +6,8 @@ use std::time::Duration;
 /// wait for particular tasks spins longer: `WAIT_SPIN`, `TASK_WAIT_SPIN`),
 /// and an idle worker before it sleeps on the idle condvar (`idle`): most
 /// waits for a short task end within a few microseconds, and a sleep and
-/// wake-up costs more than that. None under loom, where every spin would be a branch of
-/// the model.
+/// wake-up costs more than that. None under loom, where every spin would
+/// be a branch of the model.
 pub(super) const SPIN_ROUNDS: u32 = if cfg!(loom) { 0 } else { 10 };
 
 /// How long a thread outside the manager that waits for particular tasks
@@ -31,8 +31,9 @@ pub(super) const WAIT_SPIN: Duration = if cfg!(loom) {
 /// park costs is the classic choice that is never worse than twice the
 /// better of the two; most waits in a fork-join end within it (a recursive
 /// sum on 2 slots switched threads about half as often and took about a
-/// third less time: `docs/perf-notes.md`). The slot stays held while it spins, so
-/// a queued task may start up to this much later. None under loom.
+/// third less time: `docs/perf-notes.md`). The slot stays held while it
+/// spins, so a queued task may start up to this much later. None under
+/// loom.
 pub(super) const TASK_WAIT_SPIN: Duration = if cfg!(loom) {
     Duration::ZERO
 } else {
